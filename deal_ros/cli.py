@@ -60,29 +60,30 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deal_ros {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (help_text, module) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(_module=module)
-        if name in argv[:1]:
-            mod = _load(module)
-            if mod is not None:
-                p.formatter_class = argparse.RawDescriptionHelpFormatter
-                mod.add_arguments(p)
-            else:
-                p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        mod = _load(module) if name in argv[:1] else None
+        if mod is not None:
+            mod.add_arguments(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in SUBCOMMANDS and _load(SUBCOMMANDS[argv[0]][1]) is None:
+        print(f"deal {argv[0]}: not available in this release yet", file=sys.stderr)
+        return 2
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     mod = _load(args._module)
-    if mod is None:
-        print(f"deal {args.command}: not available in this release yet", file=sys.stderr)
-        return 2
     try:
         return int(mod.run(args) or 0)
     except DealError as exc:

@@ -1,0 +1,37 @@
+"""Shared fixtures: a private ROS 2 domain on loopback, and rclpy contexts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every test run gets its own DDS domain and stays on this machine: parallel runs (and other
+# users of the machine) never see each other's topics, and no discovery traffic leaves loopback.
+os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
+os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+
+
+@pytest.fixture
+def ros_context():
+    """A fresh rclpy context, shut down after the test (nodes must be destroyed by then)."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        if context.ok():
+            rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO
