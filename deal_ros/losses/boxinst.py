@@ -1,0 +1,148 @@
+"""BoxInst losses (Tian et al., CVPR 2021) for box-supervised instance masks.
+
+Projection loss, mask probabilities m (N,H,W) and box masks b (1 inside the box):
+
+    L_proj = Dice(max_y m, max_y b) + Dice(max_x m, max_x b)         (mean over instances)
+
+Pairwise colour-affinity loss over the 8 neighbours j of each pixel i (3x3 kernel, dilation 2),
+with the LAB colour similarity S_ij = exp(-||Lab_i - Lab_j||_2 / 2):
+
+    P(y_ij = 1) = m_i m_j + (1 - m_i)(1 - m_j)
+    L_pair      = -(1 / sum w) sum_ij w_ij log P(y_ij = 1),   w_ij = 1[S_ij >= 0.3] b_i
+
+computed from logits in log space (log-sum-exp of the two "same" events), then multiplied
+by a linear warm-up min(step / 10000, 1). The same pairwise machinery serves the depth
+consistency loss (depth_consistency.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import as_instance_maps, check_ndim
+from .dice import dice_loss
+from .lab import rgb_to_lab
+from .neighbours import inside, neighbours
+
+
+def linear_warmup(step: int | float, warmup_iters: int = 10000) -> float:
+    """min(step / warmup_iters, 1): BoxInst's warm-up factor of the pairwise term."""
+    if warmup_iters <= 0:
+        return 1.0
+    return float(min(max(step, 0) / warmup_iters, 1.0))
+
+
+def projection_loss(mask_probs: torch.Tensor, box_masks: torch.Tensor) -> torch.Tensor:
+    """Dice between the x and y max-projections of masks and boxes, mean over instances."""
+    m = as_instance_maps("mask_probs", mask_probs)
+    b = as_instance_maps("box_masks", box_masks).to(m.dtype)
+    if m.shape != b.shape:
+        raise ValueError(f"mask_probs and box_masks: shapes differ, {m.shape} vs {b.shape}")
+    loss_x = dice_loss(m.amax(2), b.amax(2), reduction="none")  # projection onto the x axis
+    loss_y = dice_loss(m.amax(3), b.amax(3), reduction="none")
+    return (loss_x + loss_y).mean() if m.shape[0] else m.sum() * 0.0
+
+
+def color_similarity(lab: torch.Tensor, kernel_size: int = 3, dilation: int = 2) -> torch.Tensor:
+    """S_ij = exp(-||Lab_i - Lab_j|| / 2) for the neighbours, (B,K*K-1,H,W); 0 outside."""
+    check_ndim("lab", lab, 4, "(B,3,H,W)")
+    diff = lab.unsqueeze(2) - neighbours(lab, kernel_size, dilation)
+    sim = torch.exp(-diff.pow(2).sum(1).sqrt() * 0.5)
+    return sim * inside(*lab.shape[-2:], kernel_size, dilation, lab.device)[0].to(sim.dtype)
+
+
+def log_same_prob(
+    mask_logits: torch.Tensor, kernel_size: int = 3, dilation: int = 2
+) -> torch.Tensor:
+    """log P(y_ij = 1) = log(m_i m_j + (1-m_i)(1-m_j)), m = sigmoid(logits): (N,K*K-1,H,W)."""
+    x = as_instance_maps("mask_logits", mask_logits)
+    fg, bg = F.logsigmoid(x), F.logsigmoid(-x)
+    same_fg = fg + neighbours(fg, kernel_size, dilation)[:, 0]
+    same_bg = bg + neighbours(bg, kernel_size, dilation)[:, 0]
+    return torch.logaddexp(same_fg, same_bg)
+
+
+def pairwise_affinity_loss(
+    mask_logits: torch.Tensor,
+    pair_weights: torch.Tensor,
+    kernel_size: int = 3,
+    dilation: int = 2,
+) -> torch.Tensor:
+    """-(sum w log P(same)) / max(sum w, 1) for pair weights w (N or 1, K*K-1, H, W)."""
+    logp = log_same_prob(mask_logits, kernel_size, dilation)
+    w = pair_weights.to(logp.dtype)
+    return -(logp * w).sum() / w.sum().clamp_min(1.0)
+
+
+def pairwise_color_loss(
+    mask_logits: torch.Tensor,
+    lab: torch.Tensor,
+    box_masks: torch.Tensor,
+    threshold: float = 0.3,
+    kernel_size: int = 3,
+    dilation: int = 2,
+) -> torch.Tensor:
+    """BoxInst's pairwise term: pairs with colour similarity >= ``threshold``, centre in box.
+
+    lab: (N,3,H,W) or (1,3,H,W) L*a*b* image(s) at mask resolution (see ``rgb_to_lab``).
+    """
+    sim = color_similarity(lab, kernel_size, dilation)
+    b = as_instance_maps("box_masks", box_masks).to(sim.dtype)
+    weights = (sim >= threshold).to(sim.dtype) * b
+    return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
+
+
+class BoxInstLoss(nn.Module):
+    """L = L_proj + warmup(step) * pairwise_weight * L_pair (+ depth terms, see below).
+
+    ``forward(mask_logits (N,1,H,W), box_masks (N,1,H,W), rgb (N or 1,3,H,W) in [0,1],
+    step=0, depth=None)`` -> dict with "projection", "pairwise", "depth_consistency" and
+    "loss". With ``depth`` (N or 1,1,H,W) and ``depth_weight`` > 0 the depth consistency loss
+    of Yu, Yan et al. is added (not warmed up: our choice, the paper does not say).
+    """
+
+    def __init__(
+        self,
+        pairwise_weight: float = 1.0,
+        color_threshold: float = 0.3,
+        warmup_iters: int = 10000,
+        kernel_size: int = 3,
+        dilation: int = 2,
+        depth_weight: float = 1.0,
+        depth_tau: float = 0.5,
+        depth_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.pairwise_weight, self.color_threshold = float(pairwise_weight), color_threshold
+        self.warmup_iters, self.kernel_size, self.dilation = warmup_iters, kernel_size, dilation
+        self.depth_weight, self.depth_tau = float(depth_weight), float(depth_tau)
+        self.depth_scale = float(depth_scale)
+
+    def forward(self, mask_logits, box_masks, rgb, step: int = 0, depth=None) -> dict:
+        from .depth_consistency import depth_consistency_loss
+
+        proj = projection_loss(torch.sigmoid(mask_logits), box_masks)
+        pair = pairwise_color_loss(
+            mask_logits,
+            rgb_to_lab(rgb),
+            box_masks,
+            self.color_threshold,
+            self.kernel_size,
+            self.dilation,
+        )
+        total = proj + linear_warmup(step, self.warmup_iters) * self.pairwise_weight * pair
+        cons = mask_logits.sum() * 0.0
+        if depth is not None and self.depth_weight > 0:
+            cons = depth_consistency_loss(
+                mask_logits,
+                depth,
+                box_masks,
+                tau=self.depth_tau,
+                depth_scale=self.depth_scale,
+                kernel_size=self.kernel_size,
+                dilation=self.dilation,
+            )
+            total = total + self.depth_weight * cons
+        return {"projection": proj, "pairwise": pair, "depth_consistency": cons, "loss": total}
