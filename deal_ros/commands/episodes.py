@@ -1,0 +1,386 @@
+"""``deal episodes list|info|repair|export``: look after onboarding episodes.
+
+deal episodes list ./episodes          # id, labels, frames, duration, size, state
+deal episodes info ./episodes/<id>     # stamps, rates, drops and why, depth validity, sizes
+deal episodes repair ./episodes/<id>   # after a crash or power loss (or a whole directory)
+deal episodes export ./episodes/<id> --format png   # frames for a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deal_ros.data.episode_meta import META_FILE, EpisodeError
+from deal_ros.data.episode_repair import find_mcap, pair_counts
+from deal_ros.data.episodes import Episode, EpisodeStore, repair_episode
+from deal_ros.data.mcap_recover import scan_mcap
+from deal_ros.errors import DealError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="<action>", required=True)
+    p = sub.add_parser("list", help="table of the episodes in a directory")
+    p.add_argument("root", nargs="?", default="./episodes", help="episodes directory")
+    p.add_argument("--json", action="store_true", help="one JSON object per episode")
+    p = sub.add_parser("info", help="stamps, rates, drops, depth validity and sizes of one episode")
+    p.add_argument("episode", help="episode directory")
+    p.add_argument("--depth", action="store_true", help="decode every frame for depth statistics")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p = sub.add_parser("repair", help="make interrupted episodes valid again (in place)")
+    p.add_argument("paths", nargs="+", help="episode directories, or an episodes directory")
+    p = sub.add_parser("export", help="write an episode's frames as image files")
+    p.add_argument("episode", help="episode directory")
+    p.add_argument("--format", choices=("png", "npz"), default="png")
+    p.add_argument("--out", help="output directory (default: <episode>/export-<format>)")
+    p.add_argument("--every", type=int, default=1, help="keep one frame in N")
+    p.add_argument("--limit", type=int, default=0, help="stop after N frames (0 = all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"list": _list, "info": _info, "repair": _repair, "export": _export}[args.action](args)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _open(path: str) -> Episode:
+    p = Path(path)
+    if not (p / META_FILE).is_file():
+        raise EpisodeError(f"'{p}' is not an episode directory (no {META_FILE})")
+    return Episode(p)
+
+
+def _progress(total: int, desc: str, unit: str = "B"):
+    from tqdm import tqdm
+
+    scale = unit == "B"
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, leave=False, file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- list
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = EpisodeStore(args.root)
+    rows, records = [], []
+    for item in store.scan():
+        if isinstance(item, tuple):
+            path, error = item
+            rows.append([path.name, "?", "?", "?", "?", f"unreadable: {error}"])
+            records.append({"path": str(path), "error": error})
+            continue
+        m = item.meta
+        size = item.disk_bytes()
+        rows.append(
+            [
+                m.episode_id,
+                ",".join(m.labels),
+                str(m.frames),
+                f"{m.duration_s:.1f} s",
+                human_bytes(size),
+                item.state + (f" ({m.stop_reason})" if m.stop_reason == "disk_full" else ""),
+            ]
+        )
+        records.append(
+            {
+                "episode_id": m.episode_id,
+                "labels": m.labels,
+                "frames": m.frames,
+                "duration_s": round(m.duration_s, 3),
+                "bytes": size,
+                "state": item.state,
+                "path": str(item.path),
+            }
+        )
+    if args.json:
+        for record in records:
+            print(json.dumps(record))
+        return 0
+    if not rows:
+        print(f"no episodes in '{store.root}'")
+        return 0
+    print(_table(rows, ["id", "labels", "frames", "duration", "size", "state"]))
+    interrupted = [r[0] for r in rows if r[5].startswith("interrupted")]
+    if interrupted:
+        print(f"\n{len(interrupted)} interrupted: run 'deal episodes repair {store.root}'")
+    return 0
+
+
+# ----------------------------------------------------------------------------- info
+
+
+def _rates(times: list[int]) -> dict[str, Any]:
+    if len(times) < 2:
+        return {"frames": len(times)}
+    periods = np.diff(np.asarray(times, dtype=np.int64)) / 1e9
+    median = float(np.median(periods))
+    duration = (times[-1] - times[0]) / 1e9
+    return {
+        "frames": len(times),
+        "duration_s": round(duration, 3),
+        "mean_rate_hz": round((len(times) - 1) / duration, 2) if duration > 0 else None,
+        "median_period_ms": round(median * 1e3, 2),
+        "max_gap_ms": round(float(periods.max()) * 1e3, 2),
+        "gaps_over_1_5_periods": int(np.sum(periods > 1.5 * median)),
+    }
+
+
+def _index(episode: Episode) -> dict[str, Any]:
+    """Counts and rates from the MCAP message indexes (no frame data is read)."""
+    mcap = find_mcap(episode.bag_dir)
+    size = mcap.stat().st_size
+    scan = scan_mcap(mcap, trusted_until=size)
+    pairs, orphans, times = pair_counts(scan)
+    counts = {scan.channels[cid][1]: n for cid, n in scan.channel_counts().items()}
+    return {
+        "messages": counts,
+        "pairs": pairs,
+        "unpaired_messages": orphans,
+        "rates": _rates(times),
+        "bag_finalized": scan.finalized,
+        "torn_tail": scan.problem if not scan.finalized else "",
+    }
+
+
+def _depth_scan(episode: Episode) -> dict[str, Any]:
+    fractions: list[float] = []
+    lo, hi = [], []
+    with _progress(len(episode), "depth", unit="frame") as bar:
+        for frame in episode.frames():
+            if frame.valid is not None:
+                fractions.append(float(frame.valid.mean()))
+                if frame.valid.any():
+                    lo.append(float(frame.depth_m[frame.valid].min()))
+                    hi.append(float(frame.depth_m[frame.valid].max()))
+            bar.update(1)
+    if not fractions:
+        return {}
+    return {
+        "valid_fraction_mean": round(statistics.fmean(fractions), 4),
+        "valid_fraction_min": round(min(fractions), 4),
+        "frames_without_valid_depth": sum(1 for f in fractions if f == 0),
+        "depth_min_m": round(min(lo), 3) if lo else None,
+        "depth_max_m": round(max(hi), 3) if hi else None,
+    }
+
+
+def _info(args: argparse.Namespace) -> int:
+    episode = _open(args.episode)
+    m = episode.meta
+    report: dict[str, Any] = {
+        "episode_id": m.episode_id,
+        "path": str(episode.path),
+        "labels": m.labels,
+        "state": episode.state,
+        "source": m.source,
+        "source_topics": m.source_topics,
+        "created": m.created,
+        "stopped": m.stopped,
+        "stop_reason": m.stop_reason,
+        "error": m.error,
+        "software": m.software,
+        "frames": m.frames,
+        "stamps": {"first_ns": m.first_stamp_ns, "last_ns": m.last_stamp_ns},
+        "dropped": m.dropped,
+        "invalid": m.invalid,
+        "encodings": m.encodings,
+        "size": m.size,
+        "depth_valid_fraction_live": m.depth_valid_fraction,
+        "bytes_on_disk": episode.disk_bytes(),
+        "repair": m.repair,
+    }
+    if episode.bag_dir.is_dir():
+        report["bag"] = _index(episode)
+    if args.depth:
+        if episode.state in ("recording", "interrupted"):
+            raise EpisodeError(f"episode '{episode.path}' is {episode.state}: repair it first")
+        report["depth"] = _depth_scan(episode)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_info_text(report))
+    return 0
+
+
+def _info_text(r: dict[str, Any]) -> str:
+    lines = [
+        f"episode   {r['episode_id']}  ({r['path']})",
+        f"labels    {', '.join(r['labels'])}",
+        f"state     {r['state']}"
+        + (f"  (stop: {r['stop_reason']})" if r["stop_reason"] else "")
+        + (f"  error: {r['error']}" if r["error"] else ""),
+        f"source    {r['source']}  " + ", ".join(f"{k}={v}" for k, v in r["source_topics"].items()),
+        f"recorded  {r['created']} -> {r['stopped'] or '?'}  by {r['software']}",
+    ]
+    size = r["size"]
+    if size:
+        enc = ", ".join(f"{k} {v}" for k, v in r["encodings"].items())
+        lines.append(f"images    {size.get('width')}x{size.get('height')}  {enc}")
+    bag = r.get("bag", {})
+    rates = bag.get("rates", {})
+    first, last = r["stamps"]["first_ns"], r["stamps"]["last_ns"]
+    if first is not None and last is not None:
+        lines.append(
+            f"stamps    {first / 1e9:.3f} -> {last / 1e9:.3f} s  ({(last - first) / 1e9:.2f} s)"
+        )
+    frames_line = f"frames    {r['frames']}"
+    if rates.get("mean_rate_hz"):
+        frames_line += (
+            f"  at {rates['mean_rate_hz']} Hz (median period {rates['median_period_ms']} ms, "
+            f"max gap {rates['max_gap_ms']} ms, "
+            f"{rates['gaps_over_1_5_periods']} gaps > 1.5 periods)"
+        )
+    lines.append(frames_line)
+    drops = {k: v for k, v in r["dropped"].items() if v}
+    invalid = {k: v for k, v in r["invalid"].items() if v}
+    lines.append(
+        "dropped   "
+        + (", ".join(f"{k}={v}" for k, v in drops.items()) or "none")
+        + (f"  (invalid: {', '.join(f'{k}={v}' for k, v in invalid.items())})" if invalid else "")
+    )
+    depth = r.get("depth") or {}
+    live = r["depth_valid_fraction_live"]
+    text = (
+        f"depth     valid pixels {live:.1%} on average (live)" if live is not None else "depth     "
+    )
+    if depth:
+        text += (
+            f"; decoded: mean {depth['valid_fraction_mean']:.1%}, min "
+            f"{depth['valid_fraction_min']:.1%}, {depth['frames_without_valid_depth']} frames "
+            f"without depth, range {depth['depth_min_m']}..{depth['depth_max_m']} m"
+        )
+    lines.append(text.rstrip())
+    per_frame = r["bytes_on_disk"] / r["frames"] if r["frames"] else 0
+    lines.append(
+        f"disk      {human_bytes(r['bytes_on_disk'])}"
+        + (f"  ({human_bytes(per_frame)} per frame)" if per_frame else "")
+    )
+    if bag:
+        msgs = ", ".join(f"{k} {v}" for k, v in bag["messages"].items())
+        lines.append(f"bag       {msgs}; {bag['unpaired_messages']} unpaired messages")
+        if not bag["bag_finalized"]:
+            lines.append(f"          NOT CLOSED ({bag['torn_tail'] or 'no summary'}): run repair")
+    if r["repair"]:
+        rep = r["repair"]
+        lines.append(
+            f"repaired  {rep.get('at')}: kept {rep.get('frames_kept')} frames, cut "
+            f"{human_bytes(rep.get('dropped_bytes', 0))}"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- repair
+
+
+def _targets(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if (p / META_FILE).is_file():
+            out.append(p)
+        elif p.is_dir():
+            found = [e.path for e in EpisodeStore(p).episodes()]
+            if not found:
+                raise EpisodeError(f"'{p}' holds no episode")
+            out.extend(found)
+        else:
+            raise EpisodeError(f"'{p}' is not an episode or episodes directory")
+    return out
+
+
+def _repair(args: argparse.Namespace) -> int:
+    failures = 0
+    for path in _targets(args.paths):
+        try:
+            episode = Episode(path)
+            mcap = find_mcap(episode.bag_dir)
+            with _progress(mcap.stat().st_size, f"repair {path.name}") as bar:
+                report = repair_episode(path, progress=lambda off: bar.update(off - bar.n))
+            print(report.summary())
+        except DealError as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            failures += 1
+    if failures:
+        raise EpisodeError(f"{failures} episode(s) could not be repaired")
+    return 0
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _export(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    if args.every < 1 or args.limit < 0:
+        raise EpisodeError("--every must be >= 1 and --limit >= 0")
+    episode = _open(args.episode)
+    out = Path(args.out) if args.out else episode.path / f"export-{args.format}"
+    out.mkdir(parents=True, exist_ok=True)
+    total = -(-len(episode) // args.every)
+    if args.limit:
+        total = min(total, args.limit)
+    rows = []
+    with _progress(total, f"export {episode.episode_id}", unit="frame") as bar:
+        for n, frame in enumerate(episode.frames(every=args.every)):
+            if args.limit and n >= args.limit:
+                break
+            stem = f"{n:06d}"
+            if args.format == "png":
+                files = _export_png(Image, out, stem, frame)
+            else:
+                files = [f"{stem}.npz"]
+                np.savez_compressed(
+                    out / files[0],
+                    rgb=frame.rgb,
+                    depth_m=frame.depth_m,
+                    valid=frame.valid,
+                    stamp_ns=frame.stamp_ns,
+                )
+            rows.append([n, frame.index, frame.stamp_ns, *files])
+            bar.update(1)
+    with (out / "frames.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        extra = ["rgb", "depth_mm"] if args.format == "png" else ["npz"]
+        writer.writerow(["n", "pair_index", "stamp_ns", *extra])
+        writer.writerows(rows)
+    labels = ", ".join(episode.labels)
+    print(f"exported {len(rows)} frames of '{episode.episode_id}' ({labels}) to '{out}'")
+    return 0
+
+
+def _export_png(Image, out: Path, stem: str, frame) -> list[str]:
+    (out / "rgb").mkdir(exist_ok=True)
+    Image.fromarray(frame.rgb).save(out / "rgb" / f"{stem}.png")
+    files = [f"rgb/{stem}.png"]
+    if frame.depth_m is not None:
+        (out / "depth").mkdir(exist_ok=True)
+        mm = np.where(frame.valid, np.rint(frame.depth_m * 1000), 0)
+        mm = np.clip(mm, 0, 65535).astype(np.uint16)
+        Image.fromarray(mm).save(out / "depth" / f"{stem}.png")
+        files.append(f"depth/{stem}.png")
+    return files

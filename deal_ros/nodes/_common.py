@@ -1,0 +1,194 @@
+"""Helpers shared by the deal_ros nodes: parameters with descriptors (ros2/demos style), QoS
+from parameters, throttled per-reason logging and a ``main()`` wrapper with a clean Ctrl-C.
+
+Nodes are thin: they read parameters, subscribe, call ``core``/``data`` functions and publish.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+
+from deal_ros.errors import DealError
+
+__all__ = [
+    "QOS_DURABILITY",
+    "QOS_RELIABILITY",
+    "ThrottledLog",
+    "declare",
+    "declare_qos",
+    "qos_profile",
+    "run_node",
+]
+
+QOS_RELIABILITY = {
+    "reliable": ReliabilityPolicy.RELIABLE,
+    "best_effort": ReliabilityPolicy.BEST_EFFORT,
+}
+QOS_DURABILITY = {
+    "volatile": DurabilityPolicy.VOLATILE,
+    "transient_local": DurabilityPolicy.TRANSIENT_LOCAL,
+}
+
+
+def declare(
+    node: Node,
+    name: str,
+    default: Any,
+    description: str,
+    *,
+    read_only: bool = False,
+    value_range: tuple[float, float] | None = None,
+    choices: Sequence[str] | None = None,
+    param_type: Parameter.Type | None = None,
+) -> Any:
+    """Declare ``name`` with a descriptor and return its value (after overrides).
+
+    ``value_range`` becomes an integer/floating-point range (by the default's type);
+    ``choices`` is listed in ``additional_constraints`` and checked here (one clear error).
+    ``param_type`` declares a typed parameter without a default (value ``None`` if unset)."""
+    descriptor = ParameterDescriptor(description=description, read_only=read_only)
+    if choices:
+        descriptor.additional_constraints = "one of: " + ", ".join(choices)
+    if value_range is not None:
+        lo, hi = value_range
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
+            raise TypeError(f"parameter {name}: a range needs a numeric default")
+        if isinstance(default, int):
+            descriptor.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+        else:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)
+            ]
+    if param_type is not None:
+        node.declare_parameter(name, param_type, descriptor)
+        try:
+            return node.get_parameter(name).value
+        except rclpy.exceptions.ParameterUninitializedException:
+            return None
+    value = node.declare_parameter(name, default, descriptor).value
+    if choices and value not in choices:
+        raise DealError(f"parameter {name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def qos_profile(reliability: str, depth: int, durability: str = "volatile") -> QoSProfile:
+    """A keep-last QoS profile from plain names (``reliable``/``best_effort``,
+    ``volatile``/``transient_local``)."""
+    if reliability not in QOS_RELIABILITY:
+        choices = ", ".join(QOS_RELIABILITY)
+        raise DealError(f"QoS reliability {reliability!r} is not one of {choices}")
+    if durability not in QOS_DURABILITY:
+        choices = ", ".join(QOS_DURABILITY)
+        raise DealError(f"QoS durability {durability!r} is not one of {choices}")
+    if depth < 1:
+        raise DealError(f"QoS depth must be >= 1, got {depth}")
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=int(depth),
+        reliability=QOS_RELIABILITY[reliability],
+        durability=QOS_DURABILITY[durability],
+    )
+
+
+def declare_qos(
+    node: Node, prefix: str = "qos", reliability: str = "reliable", depth: int = 10
+) -> QoSProfile:
+    """Declare ``<prefix>.reliability`` and ``<prefix>.depth`` (read-only) and build the
+    profile for the input subscriptions."""
+    rel = declare(
+        node,
+        f"{prefix}.reliability",
+        reliability,
+        "Reliability of the input subscriptions: best_effort matches every publisher; "
+        "reliable needs a reliable publisher",
+        read_only=True,
+        choices=tuple(QOS_RELIABILITY),
+    )
+    dep = declare(
+        node,
+        f"{prefix}.depth",
+        depth,
+        "History depth of the input subscriptions",
+        read_only=True,
+        value_range=(1, 1000),
+    )
+    return qos_profile(rel, dep)
+
+
+class ThrottledLog:
+    """Log one line per ``key`` at most every ``period_s`` seconds; the next line says how
+    many were suppressed in between."""
+
+    def __init__(self, logger: Any, period_s: float = 5.0) -> None:
+        self.logger = logger
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str, message: str, level: str = "warning") -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.period_s:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return False
+            self._last[key] = now
+            more = self._suppressed.pop(key, 0)
+        suffix = f" ({more} more like this in the last {self.period_s:g} s)" if more else ""
+        getattr(self.logger, level)(message + suffix)
+        return True
+
+
+def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
+    """Init rclpy, build the node, spin until Ctrl-C / SIGTERM, then call the node's
+    ``close()`` (if any) BEFORE the context goes down (so it can still publish), destroy it and
+    shut down. A :class:`DealError` while building the node is one logged line and exit 1."""
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except Exception as exc:  # rcl rejects the command line (e.g. a bad -p rule)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"cannot start: {first}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    node = None
+    code = 0
+    try:
+        node = factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except DealError as exc:
+        rclpy.logging.get_logger("deal_ros").error(str(exc))
+        code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code

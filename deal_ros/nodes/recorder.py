@@ -1,0 +1,342 @@
+"""``deal-recorder``: record onboarding episodes (synchronized RGB-D, or sonar via the adapter).
+
+Node ``deal_recorder``. Subscribes rgb, depth (and optionally camera_info) with ``raw=True``
+so the CDR bytes go to disk untouched; validation and pairing run in
+:class:`deal_ros.data.recording.RecordingSession`, writing on the episode writer's own thread
+(:mod:`deal_ros.data.episode_writer`), so a slow disk never stalls the executor.
+
+Services ``~/start_episode`` (deal_ros/srv/StartEpisode) and ``~/stop_episode``; status
+``~/status`` (deal_ros/msg/EpisodeStatus, transient local) at ``status_period_s`` and on every
+state change. Topic names and QoS are read-only parameters; the others are read again at each
+``start_episode``.
+
+    ros2 run deal_ros deal-recorder --ros-args -p episodes_dir:=/data/episodes -p labels:="[mug]"
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CameraInfo, Image
+
+from deal_ros.data.episode_meta import EpisodeError, EpisodeMeta, validate_labels
+from deal_ros.data.episode_writer import AsyncEpisodeWriter
+from deal_ros.data.episodes import EpisodeStore
+from deal_ros.data.keyframes import KeyframeSelector
+from deal_ros.data.recording import RecordingSession
+from deal_ros.msg import EpisodeStatus
+from deal_ros.nodes._common import ThrottledLog, declare, declare_qos, qos_profile, run_node
+from deal_ros.srv import StartEpisode, StopEpisode
+
+__all__ = ["RecorderNode", "main"]
+
+REALSENSE_TOPICS = {
+    "rgb": "/camera/camera/color/image_raw",
+    "depth": "/camera/camera/aligned_depth_to_color/image_raw",
+    "camera_info": "/camera/camera/color/camera_info",
+}
+
+
+class RecorderNode(Node):
+    """The recorder (module doc). ``close()`` stops a running episode cleanly."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("deal_recorder", **kwargs)
+        self._declare_parameters()
+        self._lock = threading.RLock()
+        self._throttle = ThrottledLog(self.get_logger(), period_s=5.0)
+        self._session: RecordingSession | None = None
+        self._meta: EpisodeMeta | None = None
+        self._state = EpisodeStatus.STATE_IDLE
+        self._message = ""
+        self._last: dict[str, Any] = {"frames": 0, "dropped": 0, "bytes": 0}
+        self._status_pub = self.create_publisher(
+            EpisodeStatus, "~/status", qos_profile("reliable", 10, "transient_local")
+        )
+        self._subscribe()
+        self.create_service(StartEpisode, "~/start_episode", self._on_start)
+        self.create_service(StopEpisode, "~/stop_episode", self._on_stop)
+        self.create_timer(self._status_period, self._on_timer)
+        self.get_logger().info(
+            f"ready: rgb '{self._topics['rgb']}', depth '{self._topics['depth']}', "
+            f"episodes in '{Path(self._p('episodes_dir')).resolve()}'"
+        )
+        self.publish_status()
+        if self._p("autostart"):
+            ok, message, _ = self.start_episode([], "")
+            if not ok:
+                self.get_logger().error(f"autostart: {message}")
+
+    # ------------------------------------------------------------------ parameters
+    def _declare_parameters(self) -> None:
+        d = self._declare_one
+        d("episodes_dir", "./episodes", "Directory that receives one folder per episode")
+        declare(
+            self,
+            "labels",
+            None,
+            "Labels used when start_episode gives none (e.g. [mug])",
+            param_type=Parameter.Type.STRING_ARRAY,
+        )
+        d("autostart", False, "Start an episode with 'labels' as soon as the node is up")
+        d("source", "realsense", "Recorded in episode.yaml: realsense | sonar | replay | generator")
+        topics = {}
+        for key, default in REALSENSE_TOPICS.items():
+            what = "camera_info topic ('' = none)" if key == "camera_info" else f"{key} topic"
+            topics[key] = declare(self, f"{key}_topic", default, f"Input {what}", read_only=True)
+        self._topics = topics
+        self._qos = declare_qos(self, "qos", reliability="reliable", depth=30)
+        d("slop_ms", 15.0, "Max stamp difference of an rgb/depth pair (ms)", value_range=(0, 1000))
+        d("pair_queue_size", 30, "Messages per stream waiting for a partner", value_range=(1, 1000))
+        d("writer_queue", 30, "Pairs waiting for the disk before frames are dropped", (1, 10000))
+        d("sync_interval_s", 0.5, "fsync period: bounds what a crash can lose (s)", (0.01, 60.0))
+        d(
+            "reserve_kb",
+            1024,
+            "Disk space kept back to close an episode on a full disk (KiB)",
+            (0, 1 << 20),
+        )
+        d("min_free_mb", 500.0, "Refuse to start an episode below this free space (MB)", (0.0, 1e9))
+        d("drop_invalid_depth", True, "Drop pairs whose depth has no valid pixel")
+        d(
+            "keyframes.enabled",
+            False,
+            "Skip near-duplicate frames (keep changes and 1 frame per interval)",
+        )
+        d("keyframes.min_change", 0.03, "Keyframe: min thumbnail change in [0, 1]", (0.0, 1.0))
+        d(
+            "keyframes.max_interval_s",
+            1.0,
+            "Keyframe: keep one frame at least this often (s)",
+            (0.01, 3600.0),
+        )
+        self._status_period = d("status_period_s", 1.0, "Status period (s)", (0.05, 60.0))
+
+    def _declare_one(
+        self, name: str, default: Any, description: str, value_range: Any = None
+    ) -> Any:
+        return declare(self, name, default, description, value_range=value_range)
+
+    def _p(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    # ------------------------------------------------------------------ subscriptions
+    def _subscribe(self) -> None:
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        for stream in ("rgb", "depth"):
+            self.create_subscription(
+                Image,
+                self._topics[stream],
+                lambda raw, s=stream: self._on_image(s, raw),
+                self._qos,
+                raw=True,
+                event_callbacks=events,
+            )
+        if self._topics["camera_info"]:
+            info_qos = QoSProfile(depth=5, reliability=self._qos.reliability)
+            self.create_subscription(
+                CameraInfo, self._topics["camera_info"], self._on_info, info_qos, raw=True
+            )
+
+    def _on_incompatible_qos(self, event: Any) -> None:
+        self._throttle(
+            "qos",
+            "a publisher's QoS is incompatible with the input subscriptions "
+            f"(qos.reliability={self._p('qos.reliability')}, policy id "
+            f"{event.last_policy_kind}); try qos.reliability:=best_effort",
+        )
+
+    def _on_image(self, stream: str, raw: bytes) -> None:
+        session = self._session
+        if session is not None:
+            session.on_image(stream, raw)
+
+    def _on_info(self, raw: bytes) -> None:
+        session = self._session
+        if session is not None:
+            session.on_camera_info(raw)
+
+    # ------------------------------------------------------------------ episodes
+    def start_episode(self, labels: list[str], name: str) -> tuple[bool, str, str]:
+        """Start recording; ``(success, message, episode_id)``."""
+        with self._lock:
+            if self._session is not None:
+                return False, f"already recording episode '{self._meta.episode_id}'", ""
+            try:
+                labels = validate_labels(labels) or validate_labels(self._p_labels())
+                if not labels:
+                    raise EpisodeError(
+                        "no labels: pass labels in the request or set the 'labels' parameter"
+                    )
+                store = EpisodeStore(self._p("episodes_dir"))
+                store.check_space(int(self._p("min_free_mb") * 1e6))
+                writer = store.create(
+                    labels,
+                    name or None,
+                    source=self._p("source"),
+                    source_topics={k: v for k, v in self._topics.items() if v},
+                    sync_interval_s=self._p("sync_interval_s"),
+                    reserve_bytes=self._p("reserve_kb") * 1024,
+                )
+            except (EpisodeError, OSError) as exc:
+                return False, f"cannot start: {exc}", ""
+            self._meta = writer.meta
+            async_writer = AsyncEpisodeWriter(
+                writer, self._p("writer_queue"), on_closed=self._on_writer_closed
+            )
+            self._session = RecordingSession(
+                async_writer,
+                self._topics,
+                slop_ns=int(self._p("slop_ms") * 1e6),
+                pair_queue_size=self._p("pair_queue_size"),
+                drop_invalid_depth=self._p("drop_invalid_depth"),
+                keyframes=self._keyframes(),
+                warn=self._throttle,
+            )
+            async_writer.start()
+            self._set_state(EpisodeStatus.STATE_RECORDING, "")
+        self.get_logger().info(
+            f"recording episode '{writer.meta.episode_id}' labels {labels} to '{writer.directory}'"
+        )
+        return True, f"recording to {writer.directory}", writer.meta.episode_id
+
+    def _p_labels(self) -> list[str]:
+        try:
+            return list(self._p("labels") or [])
+        except Exception:  # declared without a value
+            return []
+
+    def _keyframes(self) -> KeyframeSelector | None:
+        if not self._p("keyframes.enabled"):
+            return None
+        return KeyframeSelector(
+            self._p("keyframes.min_change"), self._p("keyframes.max_interval_s")
+        )
+
+    def stop_episode(self, reason: str = "service") -> tuple[bool, str, EpisodeMeta | None]:
+        """Stop recording; ``(success, message, metadata)``."""
+        with self._lock:
+            session = self._session
+            if session is None:
+                return False, "not recording", None
+            self._set_state(EpisodeStatus.STATE_CLOSING, "")
+        meta = session.finish(reason)
+        with self._lock:
+            self._session = None
+            self._remember(session, meta)
+            failed = session.writer.error is not None
+            if not failed:
+                self._set_state(EpisodeStatus.STATE_IDLE, "")
+        text = (
+            f"episode '{meta.episode_id}' closed: {meta.frames} frames, "
+            f"{meta.dropped_total} dropped {_drops(meta.dropped)}"
+        )
+        self.get_logger().info(text)
+        return not failed, text if not failed else self._message, meta
+
+    def _remember(self, session: RecordingSession, meta: EpisodeMeta) -> None:
+        self._last = {
+            "frames": meta.frames,
+            "dropped": session.dropped_total(),
+            "bytes": meta.bytes,
+        }
+
+    def _on_writer_closed(self, meta: EpisodeMeta, error: BaseException | None) -> None:
+        """Writer thread: the episode ended. After an error (disk full) the node keeps
+        running and refuses new episodes until there is space again."""
+        if error is None:
+            return
+        with self._lock:
+            session, self._session = self._session, None
+            if session is not None:
+                self._remember(session, meta)
+            what = "disk full" if meta.stop_reason == "disk_full" else "write error"
+            message = (
+                f"{what}: episode '{meta.episode_id}' closed with {meta.frames} frames "
+                f"({meta.error}); new episodes are refused until "
+                f"{self._p('min_free_mb'):g} MB are free"
+            )
+            self._set_state(EpisodeStatus.STATE_ERROR, message)
+        self.get_logger().error(message)
+
+    # ------------------------------------------------------------------ status
+    def _set_state(self, state: str, message: str) -> None:
+        self._state, self._message = state, message
+        self.publish_status()
+
+    def status(self) -> EpisodeStatus:
+        msg = EpisodeStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.state, msg.message = self._state, self._message
+        with self._lock:
+            session, meta = self._session, self._meta
+            if session is not None:
+                counts = {
+                    "frames": session.writer.frames,
+                    "dropped": session.dropped_total(),
+                    "bytes": session.writer.bytes_written,
+                }
+            else:
+                counts = self._last
+        if meta is not None and (session is not None or self._state != EpisodeStatus.STATE_IDLE):
+            msg.episode_id, msg.labels = meta.episode_id, list(meta.labels)
+            msg.path = str(Path(self._p("episodes_dir")) / meta.episode_id)
+        msg.frames = min(int(counts["frames"]), 2**32 - 1)
+        msg.dropped = min(int(counts["dropped"]), 2**32 - 1)
+        msg.bytes = int(counts["bytes"])
+        return msg
+
+    def publish_status(self) -> None:
+        try:
+            self._status_pub.publish(self.status())
+        except Exception as exc:  # context shutting down
+            self.get_logger().debug(f"status not published: {exc}")
+
+    def _on_timer(self) -> None:
+        session = self._session
+        if session is not None:
+            session.sync_counts()
+        self.publish_status()
+
+    # ------------------------------------------------------------------ services
+    def _on_start(self, request: Any, response: Any) -> Any:
+        ok, message, episode_id = self.start_episode(list(request.labels), request.name)
+        response.success, response.message, response.episode_id = ok, message, episode_id
+        if not ok:
+            self.get_logger().warning(f"start_episode refused: {message}")
+        return response
+
+    def _on_stop(self, request: Any, response: Any) -> Any:
+        ok, message, meta = self.stop_episode()
+        response.success, response.message = ok, message
+        if meta is not None:
+            response.episode_id, response.frames = meta.episode_id, meta.frames
+            response.path = str(Path(self._p("episodes_dir")) / meta.episode_id)
+        return response
+
+    def close(self) -> None:
+        """Shutdown: close a running episode so nothing needs repair."""
+        if self._session is not None:
+            _ok, message, _meta = self.stop_episode("shutdown")
+            self.get_logger().info(f"shutdown: {message}")
+
+
+def _drops(dropped: dict[str, int]) -> str:
+    parts = [f"{k}={v}" for k, v in dropped.items() if v]
+    return f"({', '.join(parts)})" if parts else ""
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(RecorderNode, args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

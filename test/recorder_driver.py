@@ -1,0 +1,199 @@
+"""A RealSense-like camera driver process for the recorder tests and bench.
+
+Publishes ``--count`` frames at ``--rate`` Hz: rgb8 colour and 16UC1 aligned depth (millimetres,
+a band of zeros = invalid, like a RealSense), optional camera_info, with stamp jitter and some
+colour frames missing (every ``--drop-color-every``-th). Frame ``i`` carries ``i`` in its pixels
+(rgb[..., 0] = i % 256, depth = 500 + i mm outside the zero band) so a reader can check every
+pair. ``--inject KIND:INDEX,...`` replaces frame INDEX by a bad one: ``encoding`` (yuv422 colour),
+``size`` (depth of another size), ``backwards`` (colour and depth stamped 1 s in the past),
+``invalid_depth`` (all-zero depth). ``--manifest FILE`` receives a JSON record of what was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+
+import numpy as np
+import rclpy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from deal_ros.core.image_codec import numpy_to_image
+
+NS = 1_000_000_000
+
+
+def frame(i: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    rgb = np.empty((height, width, 3), np.uint8)
+    rgb[..., 0] = i % 256
+    rgb[..., 1] = (np.arange(width, dtype=np.uint32)[None, :] // 4) % 256
+    rgb[..., 2] = (np.arange(height, dtype=np.uint32)[:, None] // 4) % 256
+    depth = np.full((height, width), 500 + i, np.uint16)
+    depth[:, : max(1, width // 16)] = 0  # RealSense-like invalid band on the left
+    return rgb, depth
+
+
+def serialized_pair(
+    i: int, height: int, width: int, stamp_ns: int, frame_id: str = "c"
+) -> tuple[bytes, bytes]:
+    """Frame ``i`` as the CDR bytes a ``raw=True`` subscription receives (rgb8, 16UC1)."""
+    from rclpy.serialization import serialize_message
+
+    rgb, depth = frame(i, height, width)
+    return (
+        serialize_message(_msg(rgb, "rgb8", stamp_ns, frame_id)),
+        serialize_message(_msg(depth, "16UC1", stamp_ns, frame_id)),
+    )
+
+
+def serialized_info(stamp_ns: int, height: int, width: int) -> bytes:
+    from rclpy.serialization import serialize_message
+
+    return serialize_message(_info(stamp_ns, height, width))
+
+
+def parse_injections(text: str) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for item in filter(None, text.split(",")):
+        kind, index = item.split(":")
+        if kind not in ("encoding", "size", "backwards", "invalid_depth"):
+            raise SystemExit(f"driver: unknown injection {kind!r}")
+        out[int(index)] = kind
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--count", type=int, default=90)
+    p.add_argument("--rate", type=float, default=30.0)
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=848)
+    p.add_argument("--rgb-topic", default="/camera/camera/color/image_raw")
+    p.add_argument("--depth-topic", default="/camera/camera/aligned_depth_to_color/image_raw")
+    p.add_argument("--info-topic", default="", help="camera_info topic ('' = none)")
+    p.add_argument("--drop-color-every", type=int, default=0, help="0 = never")
+    p.add_argument("--jitter-ms", type=float, default=3.0)
+    p.add_argument("--inject", default="", help="KIND:INDEX,... (see module doc)")
+    p.add_argument("--qos", choices=("reliable", "best_effort"), default="reliable")
+    p.add_argument(
+        "--keep-all",
+        action="store_true",
+        help="KEEP_ALL history: a slow subscriber slows the publisher instead of losing frames "
+        "(isolates the recorder from transport loss on a busy test machine)",
+    )
+    p.add_argument("--wait-subscribers", type=float, default=20.0)
+    p.add_argument("--manifest", default="")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--node-name", default="fake_realsense")
+    p.add_argument(
+        "--wait-go", action="store_true", help="once subscribed, wait for a line on stdin"
+    )
+    return p
+
+
+def _msg(arr: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> Image:
+    msg = numpy_to_image(arr, encoding)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, NS)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def _info(stamp_ns: int, height: int, width: int) -> CameraInfo:
+    info = CameraInfo()
+    info.header.stamp.sec, info.header.stamp.nanosec = divmod(stamp_ns, NS)
+    info.header.frame_id = "camera_color_optical_frame"
+    info.height, info.width = height, width
+    info.k = [600.0, 0.0, width / 2, 0.0, 600.0, height / 2, 0.0, 0.0, 1.0]
+    return info
+
+
+def _bad(kind: str, i: int, args, stamp: int, rgb: np.ndarray, depth: np.ndarray):
+    """(rgb msg, depth msg) for an injected bad frame."""
+    if kind == "encoding":
+        yuv = np.zeros((args.height, args.width, 2), np.uint8)
+        return _msg(yuv, "8UC2", stamp, "c"), _msg(depth, "16UC1", stamp, "d")
+    if kind == "size":
+        small = np.full((args.height // 2, args.width // 2), 700, np.uint16)
+        return _msg(rgb, "rgb8", stamp, "c"), _msg(small, "16UC1", stamp, "d")
+    if kind == "backwards":
+        old = stamp - NS
+        return _msg(rgb, "rgb8", old, "c"), _msg(depth, "16UC1", old, "d")
+    zeros = np.zeros_like(depth)
+    return _msg(rgb, "rgb8", stamp, "c"), _msg(zeros, "16UC1", stamp, "d")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    injections = parse_injections(args.inject)
+    rng = np.random.default_rng(args.seed)
+    rclpy.init()
+    node = rclpy.create_node(args.node_name)
+    rel = ReliabilityPolicy.RELIABLE if args.qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    qos = QoSProfile(depth=10, reliability=rel)
+    if args.keep_all:
+        qos.history = HistoryPolicy.KEEP_ALL
+    rgb_pub = node.create_publisher(Image, args.rgb_topic, qos)
+    depth_pub = node.create_publisher(Image, args.depth_topic, qos)
+    info_pub = node.create_publisher(CameraInfo, args.info_topic, qos) if args.info_topic else None
+    deadline = time.monotonic() + args.wait_subscribers
+    while min(rgb_pub.get_subscription_count(), depth_pub.get_subscription_count()) < 1:
+        if time.monotonic() > deadline:
+            print("driver: no subscriber appeared", file=sys.stderr)
+            return 1
+        rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(0.3)  # let the reliable matches settle on both topics
+    if args.wait_go:
+        print("ready", flush=True)
+        sys.stdin.readline()
+    base = time.time_ns()
+    sent: dict[str, list] = {"rgb": [], "depth": [], "injected": []}
+    t0 = time.monotonic()
+    with contextlib.suppress(KeyboardInterrupt):  # stopped early: still write what was sent
+        _publish(args, injections, rng, base, node, (rgb_pub, depth_pub, info_pub), sent)
+    sent["seconds"] = time.monotonic() - t0
+    time.sleep(0.3)
+    if args.manifest:
+        with open(args.manifest, "w") as f:
+            json.dump(sent, f)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def _publish(args, injections, rng, base: int, node, pubs, sent: dict) -> None:
+    """Publish the frames (module doc), recording what was sent in ``sent``."""
+    rgb_pub, depth_pub, info_pub = pubs
+    period = 1.0 / args.rate
+    next_t = time.monotonic()
+    for i in range(args.count):
+        stamp = base + int(i * period * NS) + int(rng.uniform(-1, 1) * args.jitter_ms * 1e6)
+        rgb, depth = frame(i, args.height, args.width)
+        depth_stamp = stamp + int(rng.uniform(-1, 1) * 1e6)
+        if i in injections:
+            rgb_msg, depth_msg = _bad(injections[i], i, args, stamp, rgb, depth)
+            sent["injected"].append([i, injections[i]])
+        else:
+            rgb_msg, depth_msg = (
+                _msg(rgb, "rgb8", stamp, "c"),
+                _msg(depth, "16UC1", depth_stamp, "d"),
+            )
+        colour = not (
+            args.drop_color_every and i % args.drop_color_every == args.drop_color_every - 1
+        )
+        if info_pub is not None:
+            info_pub.publish(_info(stamp, args.height, args.width))
+        if colour:
+            rgb_pub.publish(rgb_msg)
+            sent["rgb"].append([i, stamp])
+        depth_pub.publish(depth_msg)
+        sent["depth"].append([i, depth_stamp])
+        next_t += period
+        time.sleep(max(0.0, next_t - time.monotonic()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""`deal episodes list|info|repair|export` on real episode folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+from recorder_driver import serialized_pair
+
+from deal_ros.cli import main
+from deal_ros.data.episode_meta import load_meta, save_meta
+from deal_ros.data.episodes import EpisodeStore
+
+NS = 1_000_000_000
+BASE = 1_700_000_000 * NS
+
+
+def _episode(store: EpisodeStore, name: str, n: int, close: bool = True):
+    writer = store.create(["mug"], name=name, sync_interval_s=1e-4)
+    for i in range(n):
+        stamp = BASE + i * NS // 30
+        writer.write_pair(stamp, *serialized_pair(i, 24, 32, stamp))
+    writer.update_counts(
+        {"no_match": 3},
+        invalid={"size": 1},
+        depth_valid_fraction=0.94,
+        size={"height": 24, "width": 32},
+        encodings={"rgb": "rgb8", "depth": "16UC1"},
+    )
+    return writer.close() if close else writer
+
+
+def _interrupt(writer) -> None:
+    """What a kill -9 leaves: the process's descriptors close (lock gone), no summary."""
+    writer._abandon()
+
+
+def test_list_info_export(tmp_path, capsys):
+    store = EpisodeStore(tmp_path)
+    _episode(store, "mug-a", 9)
+    broken = tmp_path / "junk"
+    broken.mkdir()
+    (broken / "episode.yaml").write_text("format: [")
+    assert main(["episodes", "list", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["id", "labels", "frames", "duration", "size", "state"]
+    assert out[1].split()[:5] == ["junk", "?", "?", "?", "?"] and "unreadable" in out[1]
+    assert out[2].split()[:4] == ["mug-a", "mug", "9", "0.3"] and out[2].endswith("complete")
+
+    assert main(["episodes", "info", str(tmp_path / "mug-a")]) == 0
+    info = capsys.readouterr().out
+    assert "frames    9  at 30.0 Hz" in info
+    assert "dropped   no_match=3  (invalid: size=1)" in info
+    assert "valid pixels 94.0% on average" in info
+    assert "images    32x24  rgb rgb8, depth 16UC1" in info
+    assert main(["episodes", "info", str(tmp_path / "mug-a"), "--json", "--depth"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bag"]["pairs"] == 9 and report["bag"]["rates"]["mean_rate_hz"] == 30.0
+    assert report["depth"]["valid_fraction_min"] == 0.9375  # the 2-pixel zero band of 32
+
+    out_dir = tmp_path / "png"
+    args = ["episodes", "export", str(tmp_path / "mug-a"), "--out", str(out_dir), "--every", "4"]
+    assert main(args) == 0
+    assert "exported 3 frames" in capsys.readouterr().out
+    rgb = np.asarray(Image.open(out_dir / "rgb" / "000001.png"))
+    depth = np.asarray(Image.open(out_dir / "depth" / "000001.png"))
+    assert rgb.shape == (24, 32, 3) and np.all(rgb[..., 0] == 4)
+    assert depth.dtype == np.uint16 and depth[0, 0] == 0 and depth[0, 5] == 504
+    rows = (out_dir / "frames.csv").read_text().splitlines()
+    assert rows[0] == "n,pair_index,stamp_ns,rgb,depth_mm" and len(rows) == 4
+
+
+def test_repair_command_and_errors(tmp_path, capsys):
+    store = EpisodeStore(tmp_path)
+    _episode(store, "fine", 5)
+    writer = _episode(store, "crashed", 12, close=False)
+    mcap = next((writer.directory / "bag").glob("*.mcap"))
+    _interrupt(writer)
+    with mcap.open("r+b") as f:  # tear the last record, as a kill mid-write does
+        f.truncate(mcap.stat().st_size - 7)
+    meta = load_meta(writer.directory)
+    meta.frames = 12
+    save_meta(writer.directory, meta)
+    assert main(["episodes", "list", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "interrupted" in listing and "run 'deal episodes repair" in listing
+    assert main(["episodes", "info", str(writer.directory)]) == 0
+    assert "NOT CLOSED" in capsys.readouterr().out
+
+    assert main(["episodes", "repair", str(tmp_path)]) == 0  # the whole directory
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[0]
+        == "crashed: repaired, kept 11 frames (episode.yaml said 12 before), "
+        + (lines[0].split("before), ")[1])
+    )
+    assert lines[1] == "fine: already valid (5 frames), nothing to do"
+    assert load_meta(writer.directory).state == "repaired"
+
+    assert main(["episodes", "info", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"deal episodes: '{tmp_path}' is not an episode directory (no episode.yaml)"
+    assert main(["episodes", "list", str(tmp_path / "none")]) == 1
+    assert "does not exist" in capsys.readouterr().err
