@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from fixtures_data import write_bop, write_coco, write_folder, write_voc
 from PIL import Image
 
 from deal_ros.data.adapters.base import DatasetError
@@ -15,6 +14,8 @@ from deal_ros.data.adapters.voc import VOC_CLASSES
 from deal_ros.data.registry import build_dataset, parse_spec
 from deal_ros.data.sample import Sample, SampleDataset
 from deal_ros.errors import DealError
+
+from fixtures_data import write_bop, write_coco, write_folder, write_voc
 
 
 def _check_sample(s: Sample, n_classes: int) -> None:

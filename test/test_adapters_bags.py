@@ -9,10 +9,11 @@ import pickle
 import numpy as np
 import pytest
 import yaml
-from fixtures_data import PERIOD, RS_DEPTH, T0, write_bag, write_episode
 
 from deal_ros.data.adapters.base import DatasetError
 from deal_ros.data.registry import build_dataset
+
+from fixtures_data import PERIOD, RS_DEPTH, T0, write_bag, write_episode
 
 
 def _same_frame(s, truth_rgb, truth_depth_m):

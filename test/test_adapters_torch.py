@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from fixtures_data import write_folder, write_voc
 from onnx import TensorProto, helper
 from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler
@@ -25,6 +24,8 @@ from deal_ros.data.torch_dataset import (
     collate_samples,
 )
 from deal_ros.data.transforms import ColorJitter, Compose, HorizontalFlip, RandomCrop
+
+from fixtures_data import write_folder, write_voc
 
 
 class ListDataset:

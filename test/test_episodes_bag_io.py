@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
-from recorder_driver import frame
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -15,6 +14,8 @@ from deal_ros.core.pairing import ApproxTimePairer
 from deal_ros.data.bag_io import BagError, BagFrameReader, FrameTopics, bag_topics
 from deal_ros.data.cdr_image import parse_image
 from deal_ros.data.keyframes import KeyframeSelector
+
+from recorder_driver import frame
 
 NS = 1_000_000_000
 STORE = get_typestore(Stores.ROS2_JAZZY)

@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 from PIL import Image
-from recorder_driver import serialized_pair
 
 from deal_ros.cli import main
 from deal_ros.data.episode_meta import load_meta, save_meta
 from deal_ros.data.episodes import EpisodeStore
+
+from recorder_driver import serialized_pair
 
 NS = 1_000_000_000
 BASE = 1_700_000_000 * NS

@@ -16,7 +16,6 @@ import pytest
 import yaml
 from mcap.reader import make_reader
 from mcap.stream_reader import StreamReader, breakup_chunk
-from recorder_driver import serialized_info, serialized_pair
 from rosbags.rosbag2 import Reader
 
 from deal_ros.data.episode_meta import (
@@ -34,6 +33,8 @@ from deal_ros.data.episodes import (
     EpisodeStore,
     repair_episode,
 )
+
+from recorder_driver import serialized_info, serialized_pair
 
 NS = 1_000_000_000
 H, W = 24, 32

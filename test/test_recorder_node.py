@@ -339,11 +339,12 @@ def test_keyframes_skip_a_still_scene_in_the_node(ros_context, tmp_path):
     """In-process: the node's keyframe option drops near-duplicates and counts them."""
     import rclpy
     from rclpy.parameter import Parameter
-    from recorder_driver import frame
     from sensor_msgs.msg import Image
 
     from deal_ros.core.image_codec import numpy_to_image
     from deal_ros.nodes.recorder import RecorderNode
+
+    from recorder_driver import frame
 
     tag = uuid.uuid4().hex[:8]
     node = RecorderNode(
