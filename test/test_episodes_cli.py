@@ -104,3 +104,31 @@ def test_repair_command_and_errors(tmp_path, capsys):
     assert err == f"deal episodes: '{tmp_path}' is not an episode directory (no episode.yaml)"
     assert main(["episodes", "list", str(tmp_path / "none")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_export_ply_needs_camera_info_and_writes_clouds(tmp_path, capsys):
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import CameraInfo
+
+    from deal_ros.core.ply import read_ply
+
+    store = EpisodeStore(tmp_path)
+    _episode(store, "no-info", 3)
+    assert main(["episodes", "export", str(tmp_path / "no-info"), "--format", "ply"]) == 1
+    assert "nothing written" in capsys.readouterr().err
+
+    writer = store.create(["mug"], name="with-info", sync_interval_s=1e-4)
+    info = CameraInfo(height=24, width=32)
+    info.k = [20.0, 0.0, 16.0, 0.0, 20.0, 12.0, 0.0, 0.0, 1.0]
+    for i in range(3):
+        stamp = BASE + i * NS // 30
+        writer.write_pair(stamp, *serialized_pair(i, 24, 32, stamp), serialize_message(info))
+    writer.close()
+    out_dir = tmp_path / "ply"
+    args = ["episodes", "export", str(tmp_path / "with-info"), "--format", "ply", "--out"]
+    assert main([*args, str(out_dir)]) == 0
+    assert "3 PLY files" in capsys.readouterr().out
+    ply = read_ply(sorted(out_dir.glob("*.ply"))[1])
+    valid_pixels = 24 * (32 - 2)  # the fixture's depth has a 2-pixel invalid band
+    assert len(ply.cloud.points) == valid_pixels
+    np.testing.assert_allclose(ply.cloud.points[:, 2], (500 + 1) / 1000, atol=1e-6)  # 501 mm

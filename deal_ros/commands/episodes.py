@@ -38,9 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p = sub.add_parser("repair", help="make interrupted episodes valid again (in place)")
     p.add_argument("paths", nargs="+", help="episode directories, or an episodes directory")
-    p = sub.add_parser("export", help="write an episode's frames as image files")
+    p = sub.add_parser(
+        "export",
+        help="write an episode's frames as files: png (rgb + 16-bit depth mm), npz, or ply "
+        "(coloured point clouds, needs camera_info in the episode)",
+    )
     p.add_argument("episode", help="episode directory")
-    p.add_argument("--format", choices=("png", "npz"), default="png")
+    p.add_argument("--format", choices=("png", "npz", "ply"), default="png")
     p.add_argument("--out", help="output directory (default: <episode>/export-<format>)")
     p.add_argument("--every", type=int, default=1, help="keep one frame in N")
     p.add_argument("--limit", type=int, default=0, help="stop after N frames (0 = all)")
@@ -344,6 +348,8 @@ def _export(args: argparse.Namespace) -> int:
     total = -(-len(episode) // args.every)
     if args.limit:
         total = min(total, args.limit)
+    if args.format == "ply":
+        return _export_ply(episode, out, total, args)
     rows = []
     with _progress(total, f"export {episode.episode_id}", unit="frame") as bar:
         for n, frame in enumerate(episode.frames(every=args.every)):
@@ -370,6 +376,23 @@ def _export(args: argparse.Namespace) -> int:
         writer.writerows(rows)
     labels = ", ".join(episode.labels)
     print(f"exported {len(rows)} frames of '{episode.episode_id}' ({labels}) to '{out}'")
+    return 0
+
+
+def _export_ply(episode, out: Path, total: int, args: argparse.Namespace) -> int:
+    """The whole scene of every frame as a coloured cloud (class 0: episodes hold no masks)."""
+    from deal_ros.infer.cloud_export import export_episode_ply
+
+    with _progress(total, f"export {episode.episode_id}", unit="frame") as bar:
+        summary = export_episode_ply(
+            episode.frames(every=args.every),
+            out,
+            class_names=["background", *episode.labels],
+            include_background=True,
+            limit=args.limit,
+            progress=bar.update,
+        )
+    print(f"exported '{episode.episode_id}': {summary.line()}")
     return 0
 
 

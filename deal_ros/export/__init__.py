@@ -1,1 +1,24 @@
+"""Deployment: torch nets -> model bundle (ONNX + model.yaml, parity-checked) -> TensorRT engine.
 
+``export_model(cam_net, classes, out_dir)`` works without a run folder; ``export_run(run_dir,
+out_dir)`` is what ``deal export`` calls. The bundle is read by ``deal_ros.infer``.
+"""
+
+from deal_ros.export.bundle import ExportResult, default_parity_images, export_model, export_run
+from deal_ros.export.onnx_export import DeployModule, check_onnx, export_onnx
+from deal_ros.export.parity import ParityReport, check_parity
+from deal_ros.export.tensorrt import build_engine, tensorrt_possible
+
+__all__ = [
+    "DeployModule",
+    "ExportResult",
+    "ParityReport",
+    "build_engine",
+    "check_onnx",
+    "check_parity",
+    "default_parity_images",
+    "export_model",
+    "export_onnx",
+    "export_run",
+    "tensorrt_possible",
+]

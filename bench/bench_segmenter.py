@@ -1,0 +1,193 @@
+"""Segmenter node overhead: message arrival -> last publish, over the bare ``session.run``.
+
+The same model (a mobilenet_v2 CAMNet bundle, untrained: weights do not change the cost), the
+same 640x480 rgb8 image, measured side by side in one process, one of each in turn:
+
+* bare:  ``runtime.run(x)`` on the node's own ONNX Runtime session (x preprocessed once);
+* node:  a real rclpy ``deal_segmenter`` with a subscriber on every output (so all are
+         computed); one frame at a time (no queueing), the node's own arrival -> published time.
+
+Printed: the ratio node / bare (target <= 1.10) and where the rest goes (pre-, post-processing,
+hand-off to the worker thread, encoding + publishing 4 messages), and frames/s of both.
+``--providers cuda`` / ``--providers tensorrt --fp16`` do the same on a GPU.
+
+Run: ``.venv/bin/python bench/bench_segmenter.py [--quick|--full] [--providers cpu]``
+(``--quick``, the default: model input 480x640; ``--full``: also 240x320, more frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from deal_ros.core.image_codec import numpy_to_image  # noqa: E402
+from deal_ros.msg import Segmentation  # noqa: E402
+from deal_ros.nodes.segmenter import SegmenterNode  # noqa: E402
+
+IMAGE = (480, 640)
+OUTPUTS = {"mask": Image, "cam": Image, "overlay": Image, "segmentation": Segmentation}
+
+
+def make_bundle(root: Path, size: tuple[int, int]) -> Path:
+    """Export an untrained mobilenet_v2 CAMNet (1 class) at ``size`` into ``root``."""
+    import torch
+
+    from deal_ros.export import export_model
+    from deal_ros.nets import CAMNet
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    net = CAMNet("mobilenet_v2", num_classes=1, pretrained=None)
+    out = root / f"bench-{size[0]}x{size[1]}"
+    export_model(net, ["object"], out, input_size=size, parity_count=1, tensorrt=False)
+    return out
+
+
+def test_image() -> np.ndarray:
+    from deal_ros.data.scene import SceneGenerator
+
+    return SceneGenerator(classes=("mug",), size=IMAGE, seed=0).sample(0).rgb
+
+
+class Bench:
+    def __init__(self, model: Path, providers: str, fp16: bool, threads: int) -> None:
+        self.context = rclpy.context.Context()
+        rclpy.init(context=self.context)
+        params = [Parameter("model", value=str(model)), Parameter("providers", value=providers),
+                  Parameter("fp16", value=fp16), Parameter("threads", value=threads),
+                  Parameter("stats_period", value=0.0)]  # fmt: skip
+        self.node = SegmenterNode(context=self.context, parameter_overrides=params)
+        if self.node.runtime is None:
+            raise SystemExit(f"model did not load: {self.node.model_error}")
+        self.client = rclpy.create_node("bench_client", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.client)
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.seen: dict[str, int] = dict.fromkeys(OUTPUTS, -1)
+        for name, kind in OUTPUTS.items():
+            self.client.create_subscription(
+                kind, f"/deal_segmenter/{name}",
+                lambda m, n=name: self.seen.__setitem__(n, m.header.stamp.sec), qos,
+            )  # fmt: skip
+        self.pub = self.client.create_publisher(Image, "image", qos)
+        self.stamp = 0
+
+    def wait(self, predicate, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.25)
+        return predicate()
+
+    def ready(self) -> None:
+        ok = self.wait(lambda: all(
+            self.node.pubs[n].get_subscription_count() > 0 for n in OUTPUTS
+        ) and self.pub.get_subscription_count() > 0)  # fmt: skip
+        if not ok:
+            raise SystemExit("discovery did not complete")
+
+    def node_frame(self, rgb: np.ndarray) -> float:
+        """One frame through the node; its arrival -> published seconds."""
+        self.stamp += 1
+        msg = numpy_to_image(rgb, "rgb8")
+        msg.header.stamp.sec = self.stamp
+        before = self.node.stats.processed
+        self.pub.publish(msg)
+        if not self.wait(lambda: all(v == self.stamp for v in self.seen.values())):
+            raise SystemExit(f"frame {self.stamp} lost: {self.node.stats_snapshot()}")
+        self.wait(lambda: self.node.stats.processed > before)
+        return self.node.stats.latency[-1]
+
+    def bare_run(self, x: np.ndarray) -> float:
+        t0 = time.perf_counter()
+        self.node.runtime.run(x)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.client.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def measure(bench: Bench, rgb: np.ndarray, frames: int) -> dict[str, float]:
+    rt = bench.node.runtime
+    x = rt.preprocess(rgb)
+    for _ in range(3):  # warm-up: ORT allocations, first publishes, discovery of readers
+        bench.node_frame(rgb)
+        bench.bare_run(x)
+    node, bare, wait, pre, post, inner = [], [], [], [], [], []
+    for _ in range(frames):  # one of each in turn: load drift hits both alike
+        bare.append(bench.bare_run(x))
+        node.append(bench.node_frame(rgb))
+        wait.append(bench.node.stats.wait[-1])
+        inner.append(bench.node.stats.run[-1])
+        timings = rt.segment(rgb, cam=True, overlay=True).timings
+        pre.append(timings["preprocess"])
+        post.append(timings["postprocess"])
+    med = {k: statistics.median(v) * 1000 for k, v in
+           (("node", node), ("bare", bare), ("wait", wait), ("pre", pre), ("post", post),
+            ("inner", inner))}  # fmt: skip
+    med["publish"] = med["node"] - med["wait"] - med["pre"] - med["inner"] - med["post"]
+    return med
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="model input 480x640 (default)")
+    mode.add_argument("--full", action="store_true", help="also 240x320, more frames")
+    parser.add_argument("--providers", default="cpu", help="cpu | cuda | tensorrt | auto")
+    parser.add_argument("--fp16", action="store_true", help="TensorRT fp16")
+    parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: all)")
+    parser.add_argument("--model", type=Path, help="use this bundle instead of exporting one")
+    parser.add_argument("--frames", type=int, default=0, help="frames per size (default 24/60)")
+    args = parser.parse_args(argv)
+    sizes = [(480, 640), (240, 320)] if args.full else [(480, 640)]
+    frames = args.frames or (60 if args.full else 24)
+    rgb = test_image()
+    print(f"deal_segmenter overhead, image {IMAGE[1]}x{IMAGE[0]} rgb8, {frames} frames per model")
+    print(f"{'model input':>12} {'provider':>22} {'bare run':>9} {'node':>9} {'ratio':>6} | "
+          f"{'wait':>6} {'pre':>6} {'run':>8} {'post':>6} {'publish':>7} | "
+          f"{'bare fps':>8} {'node fps':>8}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="deal-bench-") as tmp:
+        models = [args.model] if args.model else [make_bundle(Path(tmp), s) for s in sizes]
+        for model in models:
+            bench = Bench(model, args.providers, args.fp16, args.threads)
+            try:
+                bench.ready()
+                m = measure(bench, rgb, frames)
+                rt = bench.node.runtime
+                size = f"{rt.input_size[0]}x{rt.input_size[1]}"
+                provider = rt.provider + (" fp16" if args.fp16 else "")
+                print(f"{size:>12} {provider:>22} {m['bare']:7.1f}ms {m['node']:7.1f}ms "
+                      f"{m['node'] / m['bare']:6.3f} | {m['wait']:4.1f}ms {m['pre']:4.1f}ms "
+                      f"{m['inner']:6.1f}ms {m['post']:4.1f}ms {m['publish']:5.1f}ms | "
+                      f"{1000 / m['bare']:8.1f} {1000 / m['node']:8.1f}")  # fmt: skip
+            finally:
+                bench.close()
+    print("ratio = node (arrival -> last of 4 publishes) / bare session.run, medians, same run;")
+    print("node breakdown: wait = hand-off to the worker, run = session.run inside the node,")
+    print("publish = the rest (encoding + publishing mask, cam, overlay, segmentation)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,430 @@
+"""The model bundle on disk: ``model.onnx`` + ``model.yaml`` (+ ``engine/``), read and validated.
+
+Torch-free and ROS-free: the segmenter node, ``deal infer`` and ``deal export`` share it.
+``read_bundle(path)`` checks everything that can be checked without ONNX Runtime (files,
+YAML, types, ranges, the ``model.onnx`` checksum); the graph itself (input size, class count)
+is checked against this spec by :class:`deal_ros.infer.runtime.Runtime` when it loads.
+Every failure is ONE :class:`BundleError` line naming the bundle and what is wrong.
+
+``model.yaml`` (format 1; see docs/formats.md)::
+
+    format: 1
+    software: deal_ros 0.1.0
+    created: '2026-11-22T03:20:00Z'
+    model: model.onnx
+    model_sha256: 3f1c...            # checked at load: a changed or truncated file fails
+    classes: [mug, box]              # foreground; class id = index + 1, 0 = background
+    background: background
+    input: {name: image, layout: NCHW, color: rgb, height: 240, width: 320,
+            dynamic_batch: true, dynamic_size: false, resize: bilinear,
+            mean: [0, 0, 0], std: [1, 1, 1],          # the runtime feeds (rgb/255 - mean)/std
+            graph_normalisation: {mean: [...], std: [...]}}   # informational: done in the graph
+    outputs:
+      scores: {shape: [N, K], meaning: ...}
+      cams: {shape: [N, K, h, w], stride: 16, meaning: ...}
+      seg_logits: {shape: [N, K+1, H, W], meaning: ...}      # only with a stage-2 model
+    postprocess: {mask_source: cams, cam_threshold: 0.26, score_threshold: 0.5,
+                  overlay_alpha: 0.5}
+    palette: [[0, 0, 0], [230, 25, 75], ...]                 # RGB per class id (K+1 rows)
+    training: {run: runs/mug-001, backbone: mobilenet_v2, output_stride: 16, ...}
+    export: {opset: 17, torch: ..., onnxruntime: ..., parity: {...}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deal_ros.errors import DealError
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "ENGINE_DIR",
+    "MODEL_FILE",
+    "OUTPUT_NAMES",
+    "SPEC_FILE",
+    "Bundle",
+    "BundleError",
+    "InputSpec",
+    "PostprocessSpec",
+    "default_palette",
+    "file_sha256",
+    "read_bundle",
+    "write_spec",
+]
+
+BUNDLE_FORMAT = 1
+MODEL_FILE = "model.onnx"
+SPEC_FILE = "model.yaml"
+ENGINE_DIR = "engine"
+OUTPUT_NAMES = ("scores", "cams", "seg_logits")
+MASK_SOURCES = ("cams", "seg_logits")
+
+# Distinct colours (Sasha Trubetskoy's list), background black: our choice of default palette.
+_PALETTE_BASE = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+)  # fmt: skip
+
+
+class BundleError(DealError, ValueError):
+    """A model bundle is missing, corrupt or inconsistent (one line: bundle path + what)."""
+
+
+def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
+    """``num_classes + 1`` RGB rows: black background, then distinct colours (cycled)."""
+    rows = [(0, 0, 0)]
+    for k in range(num_classes):
+        r, g, b = _PALETTE_BASE[k % len(_PALETTE_BASE)]
+        shade = 1.0 - 0.35 * ((k // len(_PALETTE_BASE)) % 2)  # darker on the second lap
+        rows.append((int(r * shade), int(g * shade), int(b * shade)))
+    return rows
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the graph's image input expects; the runtime feeds ``(rgb / 255 - mean) / std``."""
+
+    height: int
+    width: int
+    name: str = "image"
+    dynamic_size: bool = False
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    resize: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class PostprocessSpec:
+    """CAM -> mask settings: a class is present when its score >= ``score_threshold``; a pixel
+    is background unless some present class's CAM there is >= ``cam_threshold``."""
+
+    mask_source: str = "cams"
+    cam_threshold: float = 0.26
+    score_threshold: float = 0.5
+    overlay_alpha: float = 0.5
+
+
+@dataclass
+class Bundle:
+    """A validated bundle folder (see the module docstring for ``model.yaml``)."""
+
+    path: Path
+    classes: tuple[str, ...]
+    input: InputSpec
+    outputs: dict[str, dict[str, Any]]
+    postprocess: PostprocessSpec
+    palette: list[tuple[int, int, int]]
+    background: str = "background"
+    model_sha256: str = ""
+    cam_stride: int = 0
+    training: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] = field(default_factory=dict)
+    software: str = ""
+    created: str = ""
+    graph_normalisation: dict[str, list[float]] | None = None  # informational
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def engine_dir(self) -> Path:
+        return self.path / ENGINE_DIR
+
+    @property
+    def num_classes(self) -> int:
+        """Foreground classes K (class ids 1..K; 0 is background)."""
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names by class id, background first (``class_names[id]``)."""
+        return [self.background, *self.classes]
+
+    @property
+    def has_seg(self) -> bool:
+        return "seg_logits" in self.outputs
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The ``model.yaml`` content for this bundle."""
+        inp = self.input
+        data: dict[str, Any] = {
+            "format": BUNDLE_FORMAT,
+            "software": self.software,
+            "created": self.created,
+            "model": MODEL_FILE,
+            "model_sha256": self.model_sha256,
+            "classes": list(self.classes),
+            "background": self.background,
+            "input": {
+                "name": inp.name,
+                "layout": "NCHW",
+                "color": "rgb",
+                "height": inp.height,
+                "width": inp.width,
+                "dynamic_batch": True,
+                "dynamic_size": inp.dynamic_size,
+                "resize": inp.resize,
+                "mean": [float(v) for v in inp.mean],
+                "std": [float(v) for v in inp.std],
+            },
+            "outputs": self.outputs,
+            "postprocess": {
+                "mask_source": self.postprocess.mask_source,
+                "cam_threshold": float(self.postprocess.cam_threshold),
+                "score_threshold": float(self.postprocess.score_threshold),
+                "overlay_alpha": float(self.postprocess.overlay_alpha),
+            },
+            "palette": [list(map(int, row)) for row in self.palette],
+            "training": self.training,
+            "export": self.export,
+        }
+        if self.graph_normalisation:
+            data["input"]["graph_normalisation"] = self.graph_normalisation
+        return data
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """Plain YAML types: str subclasses, numpy scalars, tuples and paths become builtins."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return _plain(value.item())
+    return str(value)
+
+
+def write_spec(bundle: Bundle) -> Path:
+    """Write ``model.yaml`` atomically (tmp + fsync + rename)."""
+    target = bundle.path / SPEC_FILE
+    tmp = target.with_suffix(".yaml.tmp")
+    data = _plain(bundle.to_yaml_dict())
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+    return target
+
+
+class _Reader:
+    """Typed access to the parsed YAML with one-line errors naming the key."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, what: str) -> BundleError:
+        return BundleError(f"{self.where}: {what}")
+
+    def section(self, data: Mapping[str, Any], key: str, required: bool = True) -> dict:
+        value = data.get(key)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(f"'{key}' must be a mapping, got {_kind(value)}")
+        return dict(value)
+
+    def integer(self, data: Mapping[str, Any], key: str, minimum: int = 1) -> int:
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(f"'{key}' must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def unit(self, data: Mapping[str, Any], key: str, default: float) -> float:
+        value = data.get(key, default)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not 0.0 <= float(value) <= 1.0:
+            raise self.fail(f"'{key}' must be a number in [0, 1], got {value!r}")
+        return float(value)
+
+    def triple(self, data: Mapping[str, Any], key: str, default: Sequence[float]) -> tuple:
+        value = data.get(key, list(default))
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) != 3
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+        ):
+            raise self.fail(f"'{key}' must be 3 finite numbers (R, G, B), got {value!r}")
+        return tuple(float(v) for v in value)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _load_yaml(path: Path, where: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise BundleError(f"{where}: {SPEC_FILE} is not valid YAML{at} ({problem})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{where}: {SPEC_FILE} cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{where}: {SPEC_FILE} must hold a mapping, got {_kind(data)}")
+    return data
+
+
+def _check_format(data: Mapping[str, Any], where: str) -> None:
+    fmt = data.get("format")
+    if isinstance(fmt, bool) or not isinstance(fmt, int):
+        raise BundleError(f"{where}: {SPEC_FILE} has no integer 'format' (got {fmt!r})")
+    if fmt > BUNDLE_FORMAT:
+        raise BundleError(
+            f"{where}: bundle format {fmt} is newer than this deal_ros reads ({BUNDLE_FORMAT}); "
+            "update deal_ros"
+        )
+
+
+def _classes(data: Mapping[str, Any], r: _Reader) -> tuple[str, ...]:
+    classes = data.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise r.fail(f"'classes' must be a non-empty list of names, got {classes!r}")
+    if not all(isinstance(c, str) and c.strip() for c in classes):
+        raise r.fail(f"'classes' must hold non-empty strings, got {classes!r}")
+    dupes = sorted({c for c in classes if classes.count(c) > 1})
+    if dupes:
+        raise r.fail(f"'classes' names repeat: {', '.join(dupes)}")
+    return tuple(classes)
+
+
+def _input(data: Mapping[str, Any], r: _Reader) -> InputSpec:
+    sec = r.section(data, "input")
+    std = r.triple(sec, "std", (1.0, 1.0, 1.0))
+    if any(v <= 0 for v in std):
+        raise r.fail(f"'input.std' must be > 0, got {list(std)}")
+    resize = sec.get("resize", "bilinear")
+    if resize not in ("bilinear", "nearest"):
+        raise r.fail(f"'input.resize' must be bilinear or nearest, got {resize!r}")
+    return InputSpec(
+        height=r.integer(sec, "height"),
+        width=r.integer(sec, "width"),
+        name=str(sec.get("name", "image")),
+        dynamic_size=bool(sec.get("dynamic_size", False)),
+        mean=r.triple(sec, "mean", (0.0, 0.0, 0.0)),
+        std=std,
+        resize=resize,
+    )
+
+
+def _outputs(data: Mapping[str, Any], r: _Reader) -> dict[str, dict[str, Any]]:
+    outputs = r.section(data, "outputs")
+    for name in ("scores", "cams"):
+        if name not in outputs:
+            raise r.fail(f"'outputs' has no '{name}' (needs scores and cams)")
+    unknown = sorted(set(outputs) - set(OUTPUT_NAMES))
+    if unknown:
+        raise r.fail(f"'outputs' has unknown entries {unknown} (known: {', '.join(OUTPUT_NAMES)})")
+    return {k: dict(v) if isinstance(v, Mapping) else {} for k, v in outputs.items()}
+
+
+def _postprocess(data: Mapping[str, Any], r: _Reader, has_seg: bool) -> PostprocessSpec:
+    sec = r.section(data, "postprocess", required=False)
+    source = sec.get("mask_source", "cams")
+    if source not in MASK_SOURCES:
+        raise r.fail(f"'postprocess.mask_source' must be one of {MASK_SOURCES}, got {source!r}")
+    if source == "seg_logits" and not has_seg:
+        raise r.fail("'postprocess.mask_source' is seg_logits but 'outputs' has no seg_logits")
+    return PostprocessSpec(
+        mask_source=source,
+        cam_threshold=r.unit(sec, "cam_threshold", 0.26),
+        score_threshold=r.unit(sec, "score_threshold", 0.5),
+        overlay_alpha=r.unit(sec, "overlay_alpha", 0.5),
+    )
+
+
+def _palette(data: Mapping[str, Any], r: _Reader, k: int) -> list[tuple[int, int, int]]:
+    palette = data.get("palette")
+    if palette is None:
+        return default_palette(k)
+    ok = isinstance(palette, list) and all(
+        isinstance(row, (list, tuple))
+        and len(row) == 3
+        and all(isinstance(v, int) and 0 <= v <= 255 for v in row)
+        for row in palette
+    )
+    if not ok:
+        raise r.fail("'palette' must be a list of [R, G, B] rows of integers 0..255")
+    if len(palette) < k + 1:
+        raise r.fail(f"'palette' has {len(palette)} rows, needs {k + 1} (background + classes)")
+    return [tuple(row) for row in palette]
+
+
+def _check_model_file(path: Path, sha: str, where: str, verify: bool) -> None:
+    model = path / MODEL_FILE
+    if not model.is_file():
+        raise BundleError(f"{where}: {MODEL_FILE} is missing")
+    if model.stat().st_size == 0:
+        raise BundleError(f"{where}: {MODEL_FILE} is empty")
+    if verify and sha and file_sha256(model) != sha:
+        raise BundleError(
+            f"{where}: {MODEL_FILE} does not match the model_sha256 in {SPEC_FILE} "
+            "(the file was changed or truncated; export the bundle again)"
+        )
+
+
+def read_bundle(path: str | Path, verify_checksum: bool = True) -> Bundle:
+    """Read and validate a bundle folder; :class:`BundleError` (one line) when it is unusable."""
+    path = Path(path).expanduser()
+    where = f"model bundle '{path}'"
+    if not path.exists():
+        raise BundleError(f"{where}: no such folder")
+    if not path.is_dir():
+        raise BundleError(f"{where}: not a folder (a bundle is a folder with {SPEC_FILE})")
+    spec_path = path / SPEC_FILE
+    if not spec_path.is_file():
+        raise BundleError(f"{where}: {SPEC_FILE} is missing (write bundles with 'deal export')")
+    data = _load_yaml(spec_path, where)
+    _check_format(data, where)
+    r = _Reader(f"{where}: {SPEC_FILE}")
+    classes = _classes(data, r)
+    outputs = _outputs(data, r)
+    sha = data.get("model_sha256") or ""
+    _check_model_file(path, str(sha), where, verify_checksum)
+    cams = outputs["cams"]
+    stride = cams.get("stride", 0)
+    return Bundle(
+        path=path,
+        classes=classes,
+        input=_input(data, r),
+        outputs=outputs,
+        postprocess=_postprocess(data, r, "seg_logits" in outputs),
+        palette=_palette(data, r, len(classes)),
+        background=str(data.get("background", "background")),
+        model_sha256=str(sha),
+        cam_stride=int(stride) if isinstance(stride, int) else 0,
+        training=dict(data.get("training") or {}),
+        export=dict(data.get("export") or {}),
+        software=str(data.get("software", "")),
+        created=str(data.get("created", "")),
+        graph_normalisation=data["input"].get("graph_normalisation") or None,
+    )

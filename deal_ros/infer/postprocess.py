@@ -1,0 +1,204 @@
+"""Network outputs -> what a robot uses: class mask, CAM heat map, rgb8 overlay (numpy + PIL).
+
+Mask from CAMs (the usual WSSS rule, as SEAM / IRN make pseudo labels; the background is a
+constant score ``cam_threshold``, 0.26 in SEAM)::
+
+    present_k = scores_k >= score_threshold                     (image-level decision)
+    mask(p)   = argmax( cam_threshold, {cam_k(p) : present_k} )  (0 = background)
+
+with each CAM upsampled bilinearly (pixel centres aligned) from the CAM grid to the INPUT
+image's size. Ties go to the lower id (background first), so a pixel needs
+``cam_k(p) > cam_threshold``. Only present classes are upsampled (the common case is one), and
+the argmax is a running maximum, never a Python loop over pixels.
+
+Mask from a stage-2 segmenter: ``argmax_c seg_logits`` at the model's size, then nearest
+resizing to the input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "MaskResult",
+    "cams_to_mask",
+    "colorize",
+    "depth_keep",
+    "heat_to_rgb",
+    "overlay",
+    "palette_array",
+    "present_classes",
+    "resize_mask",
+    "seg_logits_to_mask",
+    "strongest_class",
+    "upsample",
+]
+
+Size = tuple[int, int]  # (height, width)
+
+
+def upsample(plane: np.ndarray, size: Size) -> np.ndarray:
+    """Bilinear resize of a float map (h, w) to ``size`` = (H, W), pixel centres aligned
+    (torch's ``align_corners=False``); float32, C-contiguous."""
+    plane = np.ascontiguousarray(plane, dtype=np.float32)
+    if plane.shape == tuple(size):
+        return plane
+    image = Image.fromarray(plane, mode="F")
+    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:
+    """Nearest-neighbour resize of a uint8 label map to ``size`` = (H, W)."""
+    if mask.shape == tuple(size):
+        return mask
+    image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="L")
+    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.NEAREST))
+
+
+def present_classes(scores: np.ndarray, score_threshold: float) -> np.ndarray:
+    """(K,) bool: the image-level decision ``scores_k >= score_threshold``."""
+    return np.asarray(scores, dtype=np.float32) >= np.float32(score_threshold)
+
+
+def strongest_class(scores: np.ndarray, present: np.ndarray) -> int:
+    """Class id (1..K) of the highest-scoring present class; 0 when none is present."""
+    if not present.any():
+        return 0
+    gated = np.where(present, scores, -np.inf)
+    return int(np.argmax(gated)) + 1
+
+
+@dataclass
+class MaskResult:
+    """``mask`` (H, W) uint8 class ids; ``maps`` the upsampled CAMs by class id (present
+    classes and any asked for); ``present`` (K,) bool; ``strongest`` class id or 0."""
+
+    mask: np.ndarray
+    present: np.ndarray
+    strongest: int
+    maps: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def cams_to_mask(
+    cams: np.ndarray,
+    scores: np.ndarray,
+    size: Size,
+    cam_threshold: float,
+    score_threshold: float,
+    extra_maps: Iterable[int] = (),
+) -> MaskResult:
+    """Class mask at ``size`` from CAMs (K, h, w) in [0, 1] and scores (K,) (module docstring).
+
+    ``extra_maps``: class ids whose upsampled CAM is wanted even if absent (for heat maps).
+    """
+    cams = np.asarray(cams)
+    if cams.ndim != 3 or cams.shape[0] != len(scores):
+        raise ValueError(
+            f"cams_to_mask: cams must be (K, h, w) with K = {len(scores)} scores, got {cams.shape}"
+        )
+    present = present_classes(scores, score_threshold)
+    strongest = strongest_class(np.asarray(scores), present)
+    ids = [int(k) + 1 for k in np.flatnonzero(present)]
+    wanted = sorted(set(ids) | {int(k) for k in extra_maps if 1 <= int(k) <= len(scores)})
+    maps = {k: upsample(cams[k - 1], size) for k in wanted}
+    return MaskResult(
+        mask=_argmax_with_background(maps, ids, size, cam_threshold),
+        present=present,
+        strongest=strongest,
+        maps=maps,
+    )
+
+
+def _argmax_with_background(
+    maps: dict[int, np.ndarray], ids: Sequence[int], size: Size, threshold: float
+) -> np.ndarray:
+    thr = np.float32(threshold)
+    if not ids:
+        return np.zeros(size, dtype=np.uint8)
+    if len(ids) == 1:
+        mask = np.greater(maps[ids[0]], thr).view(np.uint8)
+        if ids[0] != 1:
+            mask *= np.uint8(ids[0])
+        return mask
+    best = np.full(size, thr, dtype=np.float32)
+    mask = np.zeros(size, dtype=np.uint8)
+    above = np.empty(size, dtype=bool)
+    for k in ids:
+        np.greater(maps[k], best, out=above)
+        np.putmask(mask, above, np.uint8(k))
+        np.maximum(best, maps[k], out=best)
+    return mask
+
+
+def seg_logits_to_mask(seg_logits: np.ndarray, size: Size) -> np.ndarray:
+    """(C, h, w) logits with channel 0 = background -> uint8 class ids at ``size``."""
+    seg_logits = np.asarray(seg_logits)
+    if seg_logits.ndim != 3:
+        raise ValueError(f"seg_logits_to_mask: expected (C, h, w), got {seg_logits.shape}")
+    return resize_mask(np.argmax(seg_logits, axis=0).astype(np.uint8), size)
+
+
+def depth_keep(
+    depth_m: np.ndarray, valid: np.ndarray, size: Size, max_range_m: float
+) -> np.ndarray:
+    """(H, W) bool at ``size``: pixels with a valid depth no farther than ``max_range_m``
+    (nearest resampling, so no depth is invented). Foreground elsewhere is set to background
+    by the segmenter's depth gate (our choice: a work-space limit, not part of the method)."""
+    keep = np.asarray(valid, dtype=bool) & (np.asarray(depth_m) <= np.float32(max_range_m))
+    if keep.shape != tuple(size):
+        keep = resize_mask(keep.view(np.uint8), size).astype(bool)
+    return keep
+
+
+def palette_array(palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """(256, 3) uint8 palette (unused ids black), for PIL "P" images and table lookups."""
+    table = np.zeros((256, 3), dtype=np.uint8)
+    rows = np.asarray(palette, dtype=np.uint8)[:256]
+    table[: len(rows)] = rows
+    return table
+
+
+def colorize(mask: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """The class mask as an RGB PIL image through ``palette`` ((256, 3) uint8)."""
+    image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="P")
+    image.putpalette(palette.tobytes())
+    return image.convert("RGB")
+
+
+_ALPHA_LUTS: dict[int, list[int]] = {}
+
+
+def overlay(rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float) -> np.ndarray:
+    """rgb8 image: class colours blended with weight ``alpha`` over foreground pixels;
+    background pixels keep the input colour. ``rgb`` (H, W, 3) uint8, ``mask`` (H, W)."""
+    if rgb.shape[:2] != mask.shape:
+        raise ValueError(f"overlay: image {rgb.shape[:2]} and mask {mask.shape} differ in size")
+    level = round(min(max(alpha, 0.0), 1.0) * 255)
+    lut = _ALPHA_LUTS.get(level)
+    if lut is None:
+        lut = _ALPHA_LUTS.setdefault(level, [0] + [level] * 255)
+    base = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
+    weight = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="L").point(lut)
+    return np.asarray(Image.composite(colorize(mask, palette), base, weight))
+
+
+def _jet_lut() -> np.ndarray:
+    """(256, 3) uint8 'jet'-like colour map: blue (0) -> cyan -> yellow -> red (1)."""
+    x = np.linspace(0.0, 1.0, 256)
+    r = np.clip(1.5 - np.abs(4 * x - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * x - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * x - 1), 0, 1)
+    return (np.stack([r, g, b], axis=1) * 255 + 0.5).astype(np.uint8)
+
+
+_JET = _jet_lut()
+
+
+def heat_to_rgb(heat: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] (H, W) as an rgb8 colour image (for files and viewers)."""
+    index = np.clip(np.asarray(heat, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _JET[index]

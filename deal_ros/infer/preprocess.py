@@ -1,0 +1,62 @@
+"""rgb8 image -> the graph's input tensor: resize (PIL), scale and normalise (numpy, no loops).
+
+``x = (resize(rgb) / 255 - mean) / std`` as (1, 3, h, w) float32, with ``mean``/``std`` from the
+bundle's ``input`` section (identity for CAMNet exports: their graph normalises itself). The
+scale and normalisation are folded into one multiply (+ one add when mean != 0) per channel,
+written straight into the NCHW buffer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from deal_ros.infer.bundle import InputSpec
+
+__all__ = ["Preprocessor", "to_rgb_array"]
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
+
+
+def to_rgb_array(image: np.ndarray, where: str = "image") -> np.ndarray:
+    """Check an (H, W, 3) uint8 RGB array (mono8 (H, W) is repeated to 3 channels)."""
+    image = np.asarray(image)
+    if image.ndim == 2 and image.dtype == np.uint8:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            f"{where}: expected an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{where}: zero size {image.shape[:2]}")
+    return image
+
+
+class Preprocessor:
+    """Callable: ``pre(rgb, size) -> (1, 3, size[0], size[1]) float32``."""
+
+    def __init__(self, spec: InputSpec) -> None:
+        std = np.asarray(spec.std, dtype=np.float32)
+        mean = np.asarray(spec.mean, dtype=np.float32)
+        self.scale = (1.0 / (255.0 * std)).astype(np.float32)[:, None, None]
+        self.offset = (-mean / std).astype(np.float32)[:, None, None]
+        self.uniform_scale = bool(np.all(self.scale == self.scale[0]))
+        self.zero_offset = bool(np.all(self.offset == 0))
+        self.resample = _RESAMPLE[spec.resize]
+
+    def resize(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """``rgb`` at ``size`` = (h, w); unchanged when it already has that size."""
+        if rgb.shape[:2] == tuple(size):
+            return rgb
+        image = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
+        return np.asarray(image.resize((size[1], size[0]), self.resample))
+
+    def __call__(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        resized = self.resize(to_rgb_array(rgb), size)
+        out = np.empty((1, 3, size[0], size[1]), dtype=np.float32)
+        chw = resized.transpose(2, 0, 1)
+        scale = self.scale[0, 0, 0] if self.uniform_scale else self.scale
+        np.multiply(chw, scale, out=out[0], dtype=np.float32)
+        if not self.zero_offset:
+            out[0] += self.offset
+        return out

@@ -1,0 +1,356 @@
+"""The deal_segmenter node over real rclpy: outputs, stamps, overload, model swap, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from deploy_fixtures import cam_bundle, copy_bundle, scene_images, seg_bundle
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from deal_ros.core.image_codec import image_to_numpy, numpy_to_image
+from deal_ros.infer import Runtime
+from deal_ros.msg import Segmentation
+from deal_ros.nodes.segmenter import SegmenterNode
+
+from rosutil import spin_until, wait_for_subscribers
+
+OUT = "/deal_segmenter"
+SIZE = (120, 160)
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+class Harness:
+    """A segmenter node plus a test node publishing ``image`` and recording every output."""
+
+    def __init__(self, context, **params):
+        params.setdefault("threads", 1)
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        self.node = SegmenterNode(context=context, parameter_overrides=overrides)
+        self.test = rclpy.create_node("segmenter_test", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.test)
+        self.got: dict[str, list] = {}
+        for name, kind in (("mask", Image), ("cam", Image), ("overlay", Image),
+                           ("segmentation", Segmentation), ("stats", String)):  # fmt: skip
+            self._record(kind, f"{OUT}/{name}", name, RELIABLE)
+        self.image_pub = self.test.create_publisher(Image, "image", RELIABLE)
+        self.depth_pub = self.test.create_publisher(Image, "depth", RELIABLE)
+        assert wait_for_subscribers(self.executor, self.image_pub)
+
+    def _record(self, kind, topic, key, qos):
+        self.got[key] = []
+        self.test.create_subscription(kind, topic, lambda m: self.got[key].append(m), qos)
+
+    def watch_label_info(self):
+        self._record(String, f"{OUT}/label_info", "label_info", LATCHED)
+
+    def spin_until(self, predicate, timeout=20.0) -> bool:
+        return spin_until(self.executor, predicate, timeout)
+
+    def spin_for(self, seconds: float) -> None:
+        """Serve callbacks for ``seconds`` (no longer: spin_once waits at most what is left)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.executor.spin_once(timeout_sec=left)
+
+    def send(self, rgb, sec: int, encoding="rgb8", pub=None):
+        msg = numpy_to_image(rgb, encoding)
+        msg.header.stamp.sec, msg.header.frame_id = sec, "camera_color_optical_frame"
+        (pub or self.image_pub).publish(msg)
+        return msg
+
+    def send_and_wait(self, rgb, sec: int, key="segmentation"):
+        self.send(rgb, sec)
+        ok = self.spin_until(lambda: any(m.header.stamp.sec == sec for m in self.got[key]))
+        assert ok, f"no {key} for stamp {sec}; stats {self.node.stats_snapshot()}"
+        return next(m for m in self.got[key] if m.header.stamp.sec == sec)
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.test.destroy_node()
+
+
+@pytest.fixture
+def harness_factory(ros_context):
+    made: list[Harness] = []
+
+    def make(**params) -> Harness:
+        made.append(Harness(ros_context, **params))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_outputs_carry_the_input_header_encodings_and_sizes(harness_factory):
+    tiny = cam_bundle()
+    h = harness_factory(model=str(tiny.path))
+    frames = scene_images(3, SIZE, seed=11)
+    for i, rgb in enumerate(frames):
+        h.send_and_wait(rgb, 100 + i)
+    assert h.spin_until(lambda: all(len(h.got[k]) == 3 for k in ("mask", "cam", "overlay")))
+    reference = Runtime(tiny.path, threads=1)
+    for i, rgb in enumerate(frames):
+        outs = {k: next(m for m in h.got[k] if m.header.stamp.sec == 100 + i)
+                for k in ("mask", "cam", "overlay", "segmentation")}  # fmt: skip
+        for m in outs.values():
+            assert m.header.frame_id == "camera_color_optical_frame"
+        expected = {"mask": ("mono8", np.uint8), "cam": ("32FC1", np.float32),
+                    "overlay": ("rgb8", np.uint8)}  # fmt: skip
+        for key, (encoding, dtype) in expected.items():
+            assert outs[key].encoding == encoding
+            assert (outs[key].height, outs[key].width) == SIZE
+            assert image_to_numpy(outs[key]).dtype == dtype
+        ref = reference.segment(rgb)
+        mask = image_to_numpy(outs["mask"])
+        np.testing.assert_array_equal(mask, ref.mask)
+        np.testing.assert_allclose(image_to_numpy(outs["cam"]), ref.cam, atol=1e-6)
+        seg = outs["segmentation"]
+        assert list(seg.class_names) == ["background", "mug", "box"]
+        np.testing.assert_allclose(seg.class_scores[1:], ref.scores, atol=1e-6)
+        np.testing.assert_array_equal(image_to_numpy(seg.mask), mask)
+        assert seg.mask.header.stamp.sec == 100 + i
+    h.watch_label_info()  # subscribed late: transient local still delivers it
+    assert h.spin_until(lambda: h.got["label_info"])
+    info = json.loads(h.got["label_info"][-1].data)
+    assert info["class_names"] == ["background", "mug", "box"] and len(info["palette"]) == 3
+
+
+def test_overload_drops_stale_frames_and_keeps_latency_bounded(harness_factory):
+    h = harness_factory(model=str(cam_bundle().path))
+    frames = scene_images(4, SIZE, seed=12)
+    for i in range(6):
+        h.send_and_wait(frames[i % 4], 10 + i)
+    warm = h.node.stats_snapshot()
+    fastest = min(list(h.node.stats.latency)[2:])  # arrival -> published, no queueing
+    service = warm["latency"]["p50_ms"] / 1000.0
+    interval, count = fastest / 3.0, 45  # at least 3x more frames than the node can process
+    received0, processed0 = warm["received"], warm["processed"]
+    for i in range(count):
+        h.send(frames[i % 4], 100 + i)
+        h.spin_for(interval)
+    assert h.spin_until(lambda: any(m.header.stamp.sec == 100 + count - 1
+                                    for m in h.got["segmentation"]), 20.0)  # fmt: skip
+    snap = h.node.stats_snapshot()
+    received = snap["received"] - received0
+    processed = snap["processed"] - processed0
+    assert snap["dropped"] > 0 and processed < received
+    assert processed + snap["dropped"] == received  # every frame processed or counted
+    stamps = [m.header.stamp.sec for m in h.got["segmentation"] if m.header.stamp.sec >= 100]
+    assert stamps == sorted(stamps) and len(stamps) == processed  # newest first, in order
+    latencies = list(h.node.stats.latency)[-processed:]
+    # A queue would grow: frame n would wait ~ n * 2/3 * service (30 services at the end).
+    # Depth 1: at most the frame in progress, then our own processing.
+    assert max(latencies) < 4 * service + 0.25, (latencies, service)
+
+
+def test_model_swap_by_parameter(harness_factory):
+    h = harness_factory(model=str(cam_bundle().path))
+    h.watch_label_info()
+    rgb = scene_images(1, SIZE, seed=13)[0]
+    assert list(h.send_and_wait(rgb, 1).class_names) == ["background", "mug", "box"]
+    result = h.node.set_parameters([Parameter("model", value=str(seg_bundle().path))])[0]
+    assert result.successful, result.reason
+    seg = h.send_and_wait(rgb, 2)
+    assert list(seg.class_names) == ["background", "mug", "box", "ball"]
+    assert len(seg.class_scores) == 4 and image_to_numpy(seg.mask).max() <= 3
+    assert h.spin_until(lambda: "ball" in h.got["label_info"][-1].data)
+    assert h.node.runtime.bundle.path == seg_bundle().path
+
+
+def test_corrupt_model_and_bad_input_leave_the_node_running(harness_factory, tmp_path):
+    broken = copy_bundle(cam_bundle().path, tmp_path / "broken")
+    (broken / "model.onnx").write_bytes(b"\0" * 1000)
+    h = harness_factory(model=str(cam_bundle().path))
+    rgb = scene_images(1, SIZE, seed=14)[0]
+    h.send_and_wait(rgb, 1)
+    result = h.node.set_parameters([Parameter("model", value=str(broken))])[0]
+    assert not result.successful and "model.onnx" in result.reason and str(broken) in result.reason
+    assert h.node.get_parameter("model").value == str(cam_bundle().path)
+    h.send(np.zeros(SIZE, np.uint16), 2, encoding="16UC1")  # wrong encoding for `image`
+    assert h.spin_until(lambda: h.node.errors["bad_input"] == 1)
+    h.send(rgb[:, :, 0].copy(), 3, encoding="mono8")
+    h.send_and_wait(rgb, 4)  # still running, still the old model
+    assert h.node.errors["failed"] == 0
+
+
+def test_starting_with_a_corrupt_model_reports_and_recovers(harness_factory, tmp_path):
+    broken = copy_bundle(cam_bundle().path, tmp_path / "broken")
+    (broken / "model.yaml").write_text("format: 1\nclasses: [mug\n")
+    h = harness_factory(model=str(broken), stats_period=0.2)
+    assert h.node.runtime is None and "not valid YAML" in h.node.model_error
+    rgb = scene_images(1, SIZE, seed=15)[0]
+    h.send(rgb, 1)
+    assert h.spin_until(lambda: h.node.errors["no_model"] >= 1)
+    assert h.spin_until(lambda: any("not valid YAML" in m.data for m in h.got["stats"]))
+    assert not h.got["segmentation"]
+    ok = h.node.set_parameters([Parameter("model", value=str(cam_bundle().path))])[0]
+    assert ok.successful
+    h.send_and_wait(rgb, 2)
+
+
+def test_depth_gate_and_output_switches(harness_factory):
+    h = harness_factory(
+        model=str(cam_bundle().path), use_depth=True, cam_threshold=0.0, score_threshold=0.0,
+        **{"depth.max_range": 1.0, "publish.overlay": False, "publish.cam_per_class": True},
+    )  # fmt: skip
+    for name in ("mug", "box"):
+        h._record(Image, f"{OUT}/cam/{name}", name, RELIABLE)
+    assert h.spin_until(lambda: all(p.get_subscription_count() for p in h.node._cam_pubs.values()))
+    depth = np.full(SIZE, 3000, np.uint16)
+    depth[:, : SIZE[1] // 2] = 500  # left half 0.5 m, right half 3 m
+    depth[:10, :10] = 0  # no measurement
+    rgb = scene_images(1, SIZE, seed=16)[0]
+    h.send(depth, 7, encoding="16UC1", pub=h.depth_pub)
+    h.spin_until(lambda: h.node._depth_msg is not None, 5.0)
+    mask = image_to_numpy(h.send_and_wait(rgb, 7, key="mask"))
+    assert mask[:, : SIZE[1] // 2].any() and not mask[:, SIZE[1] // 2 :].any()
+    assert not mask[:10, :10].any()
+    assert h.spin_until(lambda: h.got["mug"] and h.got["box"])
+    for name in ("mug", "box"):
+        heat = h.got[name][-1]
+        assert heat.encoding == "32FC1" and heat.header.stamp.sec == 7
+        assert (heat.height, heat.width) == SIZE
+    assert not h.got["overlay"]
+
+
+def test_parameters_have_descriptors(harness_factory):
+    h = harness_factory(model=str(cam_bundle().path))
+    names = ["model", "providers", "cam_threshold", "publish.mask", "qos.reliability"]
+    for d in h.node.describe_parameters(names):
+        assert d.description
+    read_only = {d.name: d.read_only for d in h.node.describe_parameters(names)}
+    assert read_only["qos.reliability"] and not read_only["model"]
+    bad = h.node.set_parameters([Parameter("cam_threshold", value=3.0)])[0]
+    assert not bad.successful
+
+
+def test_node_process_with_the_shipped_params_file(ros_context, repo_root):
+    node = rclpy.create_node("segmenter_client", context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    got: list[Segmentation] = []
+    node.create_subscription(Segmentation, f"{OUT}/segmentation", got.append, RELIABLE)
+    pub = node.create_publisher(Image, "/camera/image", RELIABLE)
+    cmd = [sys.executable, "-m", "deal_ros.nodes.segmenter", "--ros-args",
+           "--params-file", str(repo_root / "config" / "segmenter.yaml"),
+           "-p", f"model:={cam_bundle().path}", "-p", "threads:=1",
+           "-r", "image:=/camera/image"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        assert wait_for_subscribers(executor, pub, timeout=60.0), "node did not start"
+        rgb = scene_images(1, SIZE, seed=17)[0]
+        deadline = time.monotonic() + 30.0
+        while not got and time.monotonic() < deadline:  # the first frames may beat discovery
+            msg = numpy_to_image(rgb, "rgb8")
+            msg.header.stamp.sec = 42
+            pub.publish(msg)
+            spin_until(executor, lambda: bool(got), timeout=1.0)
+        assert got and got[0].header.stamp.sec == 42
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=30)[0]
+        assert proc.returncode == 0, out
+        assert "model: " + str(Path(cam_bundle().path)) in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        executor.shutdown()
+        node.destroy_node()
+
+
+def _flatten(params: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_config_file_and_launch_file_match_the_node(ros_context, repo_root):
+    import ast
+
+    path = repo_root / "config" / "segmenter.yaml"
+    (key, section), *rest = yaml.safe_load(path.read_text()).items()
+    assert not rest and key.endswith("/deal_segmenter")
+    wanted = _flatten(section["ros__parameters"])
+    node = SegmenterNode(context=ros_context, cli_args=["--ros-args", "--params-file", str(path)])
+    try:
+        loaded = {
+            name: node.get_parameter(name).value for name in node.list_parameters([], 0).names
+        }
+        assert set(wanted) <= set(loaded), set(wanted) - set(loaded)
+        for name, value in wanted.items():
+            assert loaded[name] == value, (name, loaded[name], value)
+        topics = {node.image_sub.topic_name}
+    finally:
+        node.destroy_node()
+    tree = ast.parse((repo_root / "launch" / "segmentation.launch.py").read_text())
+    (call,) = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"
+    ]
+    kw = {k.arg: k.value for k in call.keywords}
+    assert kw["name"].value == "deal_segmenter" and kw["executable"].value == "deal-segmenter"
+    given = {k.value for d in kw["parameters"].elts if isinstance(d, ast.Dict) for k in d.keys}
+    assert given <= set(loaded)
+    remapped = {pair.elts[0].value for pair in kw["remappings"].elts}
+    # depth is subscribed with use_depth, camera_info by the 3-D outputs (cloud.enabled)
+    assert remapped == {"image", "depth", "camera_info"} and topics == {"/image"}
+
+
+def test_cloud_outputs_from_the_segmenter(harness_factory):
+    from sensor_msgs.msg import CameraInfo, PointCloud2
+
+    from deal_ros.core.pointcloud2 import pointcloud2_to_cloud
+    from deal_ros.msg import ObjectArray
+
+    h = harness_factory(
+        model=str(cam_bundle().path), use_depth=True, cam_threshold=0.0, score_threshold=0.0,
+        **{"cloud.enabled": True, "cloud.lazy": False, "cloud.stride": 1},
+    )  # fmt: skip
+    h._record(PointCloud2, f"{OUT}/object_cloud", "cloud", RELIABLE)
+    h._record(ObjectArray, f"{OUT}/objects", "objects", RELIABLE)
+    info_pub = h.test.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    assert wait_for_subscribers(h.executor, info_pub)
+    info = CameraInfo(height=SIZE[0], width=SIZE[1])
+    info.k = [100.0, 0.0, SIZE[1] / 2, 0.0, 100.0, SIZE[0] / 2, 0.0, 0.0, 1.0]
+    info_pub.publish(info)
+    assert h.spin_until(lambda: h.node.cloud.camera_info is not None, 5.0)
+    depth = np.full(SIZE, 800, np.uint16)  # a wall at 0.8 m, every pixel measured
+    depth_msg = numpy_to_image(depth, "16UC1")
+    depth_msg.header.stamp.sec, depth_msg.header.frame_id = 9, "camera_depth_optical_frame"
+    h.depth_pub.publish(depth_msg)
+    h.spin_until(lambda: h.node._depth_msg is not None, 5.0)
+    mask = image_to_numpy(h.send_and_wait(scene_images(1, SIZE, seed=3)[0], 9, key="mask"))
+    assert h.spin_until(lambda: h.got["cloud"] and h.got["objects"])
+    cloud_msg, objects = h.got["cloud"][-1], h.got["objects"][-1]
+    assert cloud_msg.header.stamp.sec == 9
+    assert cloud_msg.header.frame_id == "camera_depth_optical_frame"  # the depth header
+    cloud = pointcloud2_to_cloud(cloud_msg)
+    assert mask.any()  # thresholds at 0: every present class wins some pixels
+    assert len(cloud.points) > 0  # labelled pixels became points on the 0.8 m wall
+    np.testing.assert_allclose(cloud.points[:, 2], 0.8, atol=1e-3)
+    assert set(np.unique(cloud.class_ids)) <= set(np.unique(mask)) - {0}
+    assert objects.objects and {o.class_id for o in objects.objects} <= set(np.unique(mask))
