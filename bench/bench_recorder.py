@@ -38,11 +38,12 @@ import rclpy  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
-from recorder_driver import serialized_pair  # noqa: E402
 
 from deal_ros.data.episodes import Episode, EpisodeStore, repair_episode  # noqa: E402
 from deal_ros.msg import EpisodeStatus  # noqa: E402
 from deal_ros.srv import StartEpisode, StopEpisode  # noqa: E402
+
+from recorder_driver import serialized_pair  # noqa: E402
 
 NS = 1_000_000_000
 H, W = 480, 848

@@ -9,7 +9,6 @@ import onnx
 import pytest
 import torch
 import yaml
-from deploy_fixtures import INPUT_SIZE, cam_bundle, scene_images, seg_bundle, torch_threads
 
 from deal_ros.cli import main as deal
 from deal_ros.errors import DealError
@@ -21,6 +20,8 @@ from deal_ros.infer.preprocess import Preprocessor
 from deal_ros.nets import CAMNet, SegNet, save_weights
 from deal_ros.train.config import TrainConfig
 from deal_ros.train.runfolder import write_classes, write_config
+
+from deploy_fixtures import INPUT_SIZE, cam_bundle, scene_images, seg_bundle, torch_threads
 
 
 def _dims(value_info) -> list:

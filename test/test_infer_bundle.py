@@ -6,11 +6,12 @@ import sys
 
 import pytest
 import yaml
-from deploy_fixtures import cam_bundle, copy_bundle
 
 from deal_ros.errors import DealError
 from deal_ros.infer import BundleError, Runtime, read_bundle
 from deal_ros.infer.bundle import BUNDLE_FORMAT
+
+from deploy_fixtures import cam_bundle, copy_bundle
 
 
 @pytest.fixture

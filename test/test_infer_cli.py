@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
-from deploy_fixtures import cam_bundle, scene_images
 from PIL import Image
 
 from deal_ros.cli import main as deal
 from deal_ros.infer import Runtime
+
+from deploy_fixtures import cam_bundle, scene_images
 
 
 def _folder(path, n=3, size=(90, 120)):

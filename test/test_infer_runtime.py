@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from deploy_fixtures import cam_bundle, scene_images, seg_bundle, torch_threads
 
 from deal_ros.infer import Runtime
 from deal_ros.infer.providers import CPU
+
+from deploy_fixtures import cam_bundle, scene_images, seg_bundle, torch_threads
 
 
 def _torch_reference(net, rgb: np.ndarray, model_size, thr: float, score_thr: float):

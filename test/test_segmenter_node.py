@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
-from deploy_fixtures import cam_bundle, copy_bundle, scene_images, seg_bundle
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -26,6 +25,7 @@ from deal_ros.infer import Runtime
 from deal_ros.msg import Segmentation
 from deal_ros.nodes.segmenter import SegmenterNode
 
+from deploy_fixtures import cam_bundle, copy_bundle, scene_images, seg_bundle
 from rosutil import spin_until, wait_for_subscribers
 
 OUT = "/deal_segmenter"
