@@ -1,0 +1,78 @@
+"""What one ``deal demo`` run does: sizes, counts and where it writes (full and quick presets).
+
+The full preset fits in about 10 minutes on 2 CPU cores; ``--quick`` (CI) in 1-2 minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from deal_ros.data.scene_objects import KINDS
+from deal_ros.errors import DealError
+
+__all__ = ["DemoSettings"]
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    out: Path = Path("demo-out")
+    classes: tuple[str, ...] = ("mug", "box", "ball")
+    frames: int = 64  # per class (one onboarding episode each)
+    steps: int = 90  # CAM training steps
+    batch_size: int = 8
+    camera_size: tuple[int, int] = (240, 320)
+    input_size: tuple[int, int] = (120, 160)
+    rate_hz: float = 15.0
+    heldout: int = 24  # held-out generated scenes for the scores
+    heldout_seed: int = 1000
+    seed: int = 0  # scene generator (the room of the takes) and training
+    save_per_episode: int = 6  # segmenter outputs written as PNG per replayed episode
+    keep: bool = False  # keep work/ (episodes, run folder, ground truth)
+    quick: bool = False
+
+    @classmethod
+    def preset(cls, quick: bool = False, **changes: Any) -> DemoSettings:
+        """The full or quick preset with ``changes`` (None values are ignored)."""
+        base = cls.quick_preset() if quick else cls()
+        return replace(base, **{k: v for k, v in changes.items() if v is not None}).validate()
+
+    @classmethod
+    def quick_preset(cls) -> DemoSettings:
+        return cls(
+            frames=24,
+            steps=12,
+            camera_size=(96, 128),
+            input_size=(96, 128),
+            heldout=8,
+            save_per_episode=3,
+            quick=True,
+        )
+
+    def validate(self) -> DemoSettings:
+        bad = [c for c in self.classes if c not in KINDS]
+        if bad:
+            raise DealError(
+                f"--classes: {', '.join(bad)} not objects of the scene generator; "
+                f"choose from {', '.join(KINDS)}"
+            )
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise DealError(
+                f"--classes: give at least 2 different classes, got {','.join(self.classes)} "
+                "(with one class every image is positive and the CAMs learn nothing)"
+            )
+        if self.frames < 2:
+            raise DealError(f"--frames must be >= 2, got {self.frames}")
+        if self.frames * len(self.classes) < self.batch_size:
+            raise DealError(
+                f"--frames {self.frames} x {len(self.classes)} classes is fewer than one batch "
+                f"of {self.batch_size}"
+            )
+        if self.steps < 1:
+            raise DealError(f"--steps must be >= 1, got {self.steps}")
+        return self
+
+    @property
+    def size_text(self) -> str:
+        return f"{self.camera_size[0]}x{self.camera_size[1]}"
