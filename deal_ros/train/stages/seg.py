@@ -1,0 +1,205 @@
+"""Stage ``seg``: a second-stage segmenter trained on pseudo labels (+ self-training rounds).
+
+    L = loss(logits (B, K+1, H, W), pseudo labels (B, H, W))      loss: ce | focal | lovasz |
+                                                                   ce+lovasz, 255 ignored
+
+``pseudo=<folder>`` names the labels (``pseudo.yaml`` says which data and classes they belong
+to; ``data=`` may point at the same data elsewhere). The segmenter is written into the run that
+made the labels (``seg_net.safetensors`` beside ``cam_net.safetensors``; its config in
+``config_seg.yaml``) unless ``run=`` says otherwise.
+
+Self-training (``rounds=N``, the sea-floor sonar study's iterative scheme): after training, the
+segmenter labels the training images again (prediction + flip, absent classes removed,
+dense CRF and ignores as in ``labeling``) into ``pseudo_r<n>/``, and a fresh segmenter is
+trained on them; N times. Our choice: every round starts again from the pretrained backbone.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from deal_ros.data.sample import SampleDataset
+from deal_ros.errors import DealError
+from deal_ros.losses.registry import build_seg_loss
+from deal_ros.nets.seg_net import SegNet
+from deal_ros.train.checkpoints import checkpoint_path, load_checkpoint
+from deal_ros.train.config import ModelConfig, TrainConfig
+from deal_ros.train.data import (
+    IGNORE,
+    TrainItems,
+    dataset_options,
+    image_tensor,
+    open_dataset,
+    resize_image,
+    write_label_png,
+)
+from deal_ros.train.ddp import DistEnv
+from deal_ros.train.loop import FitResult, Stage, Trainer, resolve_device, seed_everything
+from deal_ros.train.stages.common import prepare_run
+from deal_ros.train.stages.pseudo import PseudoLabels, refine, write_pseudo_yaml
+
+
+def build_seg_net(model: ModelConfig, num_classes: int, pretrained: bool = True) -> SegNet:
+    """The segmenter of a config; ``num_classes`` counts the background."""
+    return SegNet(
+        model.backbone,
+        num_classes=num_classes,
+        pretrained=model.pretrained if pretrained else None,
+        output_stride=model.output_stride,
+        decoder=model.decoder,
+        channels=model.channels,
+    )
+
+
+class SegObjective:
+    def __init__(self, cfg: TrainConfig) -> None:
+        try:
+            self.loss = build_seg_loss(cfg.loss, **cfg.loss_options)
+        except ValueError as exc:
+            raise DealError(f"loss={cfg.loss}: {exc}") from None
+
+    def __call__(
+        self, model: nn.Module, batch: dict[str, Any], step: int
+    ) -> dict[str, torch.Tensor]:
+        logits = model(batch["image"]).float()
+        seg = self.loss(logits, batch["target"])
+        return {"seg": seg, "loss": seg}
+
+
+def seg_stage(cfg: TrainConfig, items: TrainItems, num_classes: int) -> Stage:
+    seed_everything(cfg.seed)
+    net = build_seg_net(cfg.model, num_classes + 1)
+    backbone = set(id(p) for p in net.backbone.parameters())
+    head = [p for p in net.parameters() if id(p) not in backbone]
+    groups = [
+        {"params": list(net.backbone.parameters()), "lr_mult": 1.0},
+        {"params": head, "lr_mult": cfg.optim.head_lr_mult},
+    ]
+    return Stage("seg", net, groups, SegObjective(cfg), items)
+
+
+def _data_for(cfg: TrainConfig, labels: PseudoLabels) -> SampleDataset:
+    spec = cfg.data or labels.meta.get("data")
+    if not spec:
+        raise DealError(f"pseudo labels {labels.folder}: pseudo.yaml names no data; give data=")
+    options = None if cfg.data else dict(labels.meta.get("data_options") or {})
+    data = open_dataset(spec, cfg, classes=labels.classes, options=options)
+    labels.check(data)
+    return data
+
+
+def _start_round(cfg: TrainConfig, run_dir: Path) -> int:
+    if not cfg.resume:
+        return 0
+    path = checkpoint_path(run_dir, "seg")
+    return int(load_checkpoint(path, "seg").get("round", 0)) if path.is_file() else 0
+
+
+def train_seg(
+    cfg: TrainConfig, env: DistEnv | None = None, progress: bool = True
+) -> tuple[Path, FitResult]:
+    """Train the seg stage (all rounds); returns the run folder and the last fit summary."""
+    env = env or DistEnv()
+    device = resolve_device(cfg.device)
+    if not cfg.pseudo:
+        raise DealError("stage seg: no pseudo labels given (set pseudo=runs/<name>/pseudo)")
+    labels = PseudoLabels(cfg.pseudo)
+    data = _data_for(cfg, labels)
+    classes = list(data.classes)
+    cfg.model.num_classes = len(classes) + 1
+    source = labels.run if labels.run and (labels.run / "cam_net.safetensors").is_file() else None
+    name = "config_seg.yaml" if source is not None or cfg.run else "config.yaml"
+    cfg.input.mean, cfg.input.std = None, None
+    size = (cfg.input.height, cfg.input.width)
+    probe = build_seg_net(cfg.model, len(classes) + 1, pretrained=False)
+    cfg.input.mean, cfg.input.std = list(probe.backbone.mean), list(probe.backbone.std)
+    run_dir = prepare_run(cfg, env, classes, "seg", default_dir=source, config_name=name)
+    first = _start_round(cfg, run_dir)
+    result = None
+    for rnd in range(first, cfg.rounds + 1):
+        rcfg = copy.deepcopy(cfg)
+        rcfg.resume = cfg.resume if rnd == first else False
+        if rnd > 0:
+            labels = PseudoLabels(run_dir / f"pseudo_r{rnd}")
+        items = TrainItems(data, size, cfg.augment, cfg.seed, targets=labels, cache=cfg.cache)
+        stage = seg_stage(rcfg, items, len(classes))
+        trainer = Trainer(rcfg, stage, run_dir, env, device, progress)
+        trainer.extra_state = {"round": rnd}
+        result = trainer.fit()
+        if not result.completed:
+            return run_dir, result
+        if env.is_main:
+            finish_seg(cfg, run_dir, stage.model, classes, items, device, progress, rnd)
+        env.barrier()
+    return run_dir, result
+
+
+@torch.no_grad()
+def seg_probs(net: nn.Module, rgb: np.ndarray, size: tuple[int, int], device, flip: bool = True):
+    """Softmax probabilities (K+1, h, w) of one image at its own size."""
+    x = resize_image(image_tensor(rgb), size).to(device)
+    if flip:
+        x = torch.cat([x, x.flip(-1)])
+    logits = net(x).float()
+    if flip:
+        logits = (logits[:1] + logits[1:].flip(-1)) / 2
+    logits = F.interpolate(logits, size=rgb.shape[:2], mode="bilinear", align_corners=False)
+    return logits.softmax(1)[0].cpu().numpy()
+
+
+def relabel(
+    net: nn.Module, cfg: TrainConfig, data: SampleDataset, out: Path, device, progress: bool,
+    run_dir: Path, rnd: int,
+) -> Path:  # fmt: skip
+    """Self-training labels from the segmenter (see the module docstring)."""
+    out.mkdir(parents=True, exist_ok=True)
+    net = net.to(device).eval()
+    size = (cfg.input.height, cfg.input.width)
+    ignored, total = 0, 0
+    for i in tqdm(range(len(data)), desc=f"relabel r{rnd}", disable=not progress):
+        s = data[i]
+        probs = seg_probs(net, s.rgb, size, device)
+        ids = np.concatenate([[0], np.flatnonzero(np.asarray(s.labels) > 0) + 1])
+        label = refine(s.rgb, probs[ids], ids, cfg.labeling)
+        write_label_png(out / f"{i:06d}.png", label)
+        ignored += int((label == IGNORE).sum())
+        total += label.size
+    meta = PseudoLabels(cfg.pseudo).meta
+    spec = cfg.data or meta.get("data")
+    opts = dataset_options(cfg) if cfg.data else dict(meta.get("data_options") or {})
+    write_pseudo_yaml(
+        out, run_dir, cfg, data, source=f"seg round {rnd}",
+        ignore_fraction=ignored / max(total, 1), data_spec=spec, data_options=opts,
+    )  # fmt: skip
+    return out
+
+
+def finish_seg(cfg, run_dir, net, classes, items, device, progress, rnd: int) -> None:
+    from deal_ros.nets.weights import save_weights
+    from deal_ros.train.report import write_report
+
+    net.eval()
+    save_weights(net, run_dir / "seg_net.safetensors",
+                 {"classes": ",".join(classes), "stage": "seg", "round": str(rnd)})  # fmt: skip
+    if rnd < cfg.rounds:
+        relabel(net, cfg, items.samples, run_dir / f"pseudo_r{rnd + 1}", device, progress,
+                run_dir, rnd + 1)  # fmt: skip
+        return
+    evals: dict[str, Any] = {}
+    if cfg.val:
+        from deal_ros.train.evaluate import evaluate_seg
+
+        val = open_dataset(cfg.val, cfg, classes=classes, what="val")
+        evals["val"] = evaluate_seg(net, val, (cfg.input.height, cfg.input.width), device,
+                                    progress=progress)  # fmt: skip
+    if cfg.report:
+        write_report(run_dir, cfg, seg_net=net, items=items, classes=classes, device=device,
+                     evals=evals)  # fmt: skip
