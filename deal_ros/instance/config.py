@@ -1,0 +1,421 @@
+"""The configuration of box-supervised instance training (``stage: box``).
+
+    cfg = load_box_config("box", ["data=scene:n=64,size=96x128", "distill.enabled=false"])
+
+Same conventions as :mod:`deal_ros.train.config` (its value parsing, its ``OptimConfig`` and
+``LoopConfig``, presets in ``deal_ros/train/configs/``, ``base:`` chains, dotted ``key=value``
+overrides, one line naming an unknown key with the closest known ones), with this method's
+own schema: the CondInst model, the FCOS / BoxInst / depth losses and self-distillation.
+``is_box_config(source, overrides)`` tells the ``deal train`` command to dispatch here.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deal_ros.train.config import (
+    AMP_MODES,
+    ConfigError,
+    LoopConfig,
+    OptimConfig,
+    from_dict,
+    parse_override,
+    preset_path,
+    to_dict,
+)
+
+STAGE = "box"
+FITS = ("resize", "pad")
+DEPTH_TARGETS = ("image", "box", "inverse")
+DEPTH_NORMS = ("median", "none")
+MATCHES = ("depth", "iou")
+
+
+@dataclass
+class BoxModelConfig:
+    """CondInst on a project backbone. Paper values where it has them (CondInst: 256-channel
+    FPN, 4-conv towers, 8 mask channels, 8-channel dynamic layers); the defaults are smaller
+    (our choice, for CPU training); ``freeze_backbone`` keeps the ImageNet features fixed."""
+
+    backbone: str = "mobilenet_v2"
+    pretrained: str | None = "imagenet"
+    freeze_backbone: bool = False
+    fpn_channels: int = 64
+    head_convs: int = 2
+    mask_branch_channels: int = 64
+    mask_branch_convs: int = 2
+    mask_channels: int = 8
+    dynamic_channels: int = 8
+    mask_stride: int = 4  # 4: the branch fuses the stride-4 level; 8: CondInst + 2x upsampling
+    depth_guided: bool = True  # DG-MaskHead (mask = sigmoid(M_m(F1) * sigmoid(M_d(F1))))
+    sizes_of_interest: list[float] = field(default_factory=lambda: [64.0, 128.0])
+    center_sample_radius: float = 1.5
+    num_classes: int | None = None  # filled by the trainer
+
+
+@dataclass
+class BoxInputConfig:
+    """Network input (RGB in 0..1; the backbone normalisation is inside the model)."""
+
+    height: int = 240
+    width: int = 320
+    fit: str = "resize"  # resize | pad (keep the aspect ratio)
+
+
+@dataclass
+class BoxAugmentConfig:
+    """Student augmentation (our choices): random scale then random crop/pad back to the input
+    size (the paper's multi-scale training), horizontal flip, brightness/contrast jitter."""
+
+    hflip: bool = True
+    scale: list[float] = field(default_factory=lambda: [0.8, 1.2])
+    color_jitter: float = 0.1
+
+
+@dataclass
+class BoxLossConfig:
+    """Loss weights and thresholds. Paper: L = L_fcos + L_proj + L_pair + L_cons + L_depth
+    (+ 4 L_m_dice when distilling); tau_d = 0.5; colour threshold 0.3; pairwise warm-up 10k
+    iterations (set ``pairwise_warmup`` to a fraction of short runs)."""
+
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    cls_weight: float = 1.0
+    box_weight: float = 1.0
+    centerness_weight: float = 1.0
+    projection_weight: float = 1.0
+    pairwise_weight: float = 1.0
+    color_threshold: float = 0.3
+    pairwise_warmup: int = 10000  # steps; also ramps the depth consistency term (our choice)
+    depth_consistency_weight: float = 1.0  # 0 = off (the BoxInst baseline)
+    depth_consistency_start: int = 0  # step where its ramp (over pairwise_warmup steps) begins
+    depth_tau: float = 0.5
+    depth_scale: float = 0.01  # S_d = exp(-|d_i - d_j| / depth_scale) on normalised depth
+    depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
+    depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
+    depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
+    max_instances: int = 64  # positive locations sampled per batch for the mask losses
+
+
+@dataclass
+class DistillConfig:
+    """Self-distillation for the last part of training (paper: EMA 0.999, teacher input 800
+    vs student 640-800, alpha 0.8, beta 0.2, tau_m 0.8, dice weight 4)."""
+
+    enabled: bool = True
+    start: float = 0.7  # < 1: a fraction of the steps; >= 1: a step number
+    ema: float = 0.999
+    teacher_scale: float = 1.25  # teacher input = student input x this
+    alpha: float = 0.8
+    beta: float = 0.2
+    tau: float = 0.8  # reliable masks: matching score > tau
+    dice_weight: float = 4.0
+    candidates: int = 50  # teacher predictions per image considered for matching
+    mask_threshold: float = 0.5  # teacher probabilities -> binary pseudo masks
+    match: str = "depth"  # depth: S_match (Eq. 9); iou: alpha = 1, beta = 0
+
+
+@dataclass
+class InferConfig:
+    """Post-processing (CondInst's values, except ``max_detections`` 100 as in COCO)."""
+
+    score_threshold: float = 0.05
+    nms_threshold: float = 0.6
+    pre_nms_topk: int = 1000
+    max_detections: int = 100
+    mask_threshold: float = 0.5
+
+
+def _box_optim() -> OptimConfig:
+    return OptimConfig(name="sgd", lr=0.01, head_lr_mult=1.0, warmup_steps=100, grad_clip=10.0)
+
+
+@dataclass
+class BoxTrainConfig:
+    """Everything a box-supervised run needs (``deal train --config box``)."""
+
+    stage: str = STAGE
+    data: str | None = None
+    classes: list[str] | None = None
+    depth: str | None = None  # a depth folder for coco:/voc: data (adapter option depth=)
+    pseudo_depth: str | None = None  # a monocular depth ONNX model for RGB-only data
+    data_options: dict[str, Any] = field(default_factory=dict)
+    val: str | None = None  # data with instance masks, evaluated at the end (mask AP)
+    out: str = "runs"
+    name: str | None = None
+    run: str | None = None
+    resume: bool | str = False
+    seed: int = 0
+    device: str = "auto"
+    cpu_threads: int = (
+        0  # torch threads on CPU; 0 = torch's default (1 is much faster on busy machines)
+    )
+    amp: str = "off"
+    overlays: int = 8  # instance overlay PNGs written after training (from val, else data)
+    model: BoxModelConfig = field(default_factory=BoxModelConfig)
+    input: BoxInputConfig = field(default_factory=BoxInputConfig)
+    augment: BoxAugmentConfig = field(default_factory=BoxAugmentConfig)
+    optim: OptimConfig = field(default_factory=_box_optim)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    loss: BoxLossConfig = field(default_factory=BoxLossConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+
+    def validate(self) -> BoxTrainConfig:
+        """Cross-field checks; returns self."""
+        lo_hi = self.augment.scale
+        m, lo, d = self.model, self.loss, self.distill
+        size = f"{self.input.height}x{self.input.width}"
+        checks = [
+            (self.stage == STAGE, f"stage: this config is for stage '{STAGE}', got {self.stage!r}"),
+            (
+                self.amp in AMP_MODES,
+                f"amp: expected one of {', '.join(AMP_MODES)}, got {self.amp!r}",
+            ),
+            (
+                min(self.input.height, self.input.width) >= 32,
+                f"input: height and width must be >= 32, got {size}",
+            ),
+            (
+                self.input.height % 8 == 0 and self.input.width % 8 == 0,
+                f"input: height and width must be multiples of 8, got {size}",
+            ),
+            (
+                self.input.fit in FITS,
+                f"input.fit: expected one of {', '.join(FITS)}, got {self.input.fit!r}",
+            ),
+            (
+                len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1],
+                f"augment.scale: expected [low, high] with 0 < low <= high, got {lo_hi}",
+            ),
+            (m.mask_stride in (4, 8), f"model.mask_stride: expected 4 or 8, got {m.mask_stride}"),
+            (
+                len(m.sizes_of_interest) == 2
+                and 0 < m.sizes_of_interest[0] < m.sizes_of_interest[1],
+                f"model.sizes_of_interest: expected two increasing sizes (P3/P4, P4/P5), got "
+                f"{m.sizes_of_interest}",
+            ),
+            (
+                min(m.fpn_channels, m.mask_channels, m.dynamic_channels) >= 1 and m.head_convs >= 0,
+                "model: channel counts must be >= 1 and head_convs >= 0",
+            ),
+            (
+                lo.depth_tau > 0 and lo.depth_scale > 0,
+                "loss.depth_tau and loss.depth_scale must be > 0, got "
+                f"{lo.depth_tau}, {lo.depth_scale}",
+            ),
+            (
+                lo.depth_norm in DEPTH_NORMS,
+                f"loss.depth_norm: expected one of {', '.join(DEPTH_NORMS)}, got {lo.depth_norm!r}",
+            ),
+            (
+                lo.depth_target in DEPTH_TARGETS,
+                f"loss.depth_target: expected one of {', '.join(DEPTH_TARGETS)}, got "
+                f"{lo.depth_target!r}",
+            ),
+            (lo.max_instances >= 1, f"loss.max_instances must be >= 1, got {lo.max_instances}"),
+            (0 < d.ema < 1, f"distill.ema must lie in (0, 1), got {d.ema}"),
+            (d.teacher_scale > 0, f"distill.teacher_scale must be > 0, got {d.teacher_scale}"),
+            (
+                d.alpha >= 0 and d.beta >= 0 and d.alpha + d.beta <= 1,
+                "distill.alpha, distill.beta: need >= 0 with alpha + beta <= 1, got "
+                f"{d.alpha}, {d.beta}",
+            ),
+            (
+                d.match in MATCHES,
+                f"distill.match: expected one of {', '.join(MATCHES)}, got {d.match!r}",
+            ),
+            (
+                self.train.batch_size >= 1,
+                f"train.batch_size must be >= 1, got {self.train.batch_size}",
+            ),
+            (
+                self.train.epochs >= 1 or self.train.max_steps,
+                f"train.epochs must be >= 1, got {self.train.epochs}",
+            ),
+            (
+                self.optim.name in ("sgd", "adamw"),
+                f"optim.name: expected sgd or adamw, got {self.optim.name!r}",
+            ),
+            (
+                self.optim.schedule in ("poly", "cosine", "constant"),
+                f"optim.schedule: expected poly, cosine or constant, got {self.optim.schedule!r}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+
+# ------------------------------------------------------------------ schema walking
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def all_keys(cls: type = BoxTrainConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of the box schema (sections and leaves)."""
+    keys = []
+    for name, tp in _hints(cls).items():
+        keys.append(prefix + name)
+        if _is_section(tp):
+            keys += all_keys(tp, prefix + name + ".")
+    return keys
+
+
+def _unknown(key: str, where: str) -> ConfigError:
+    known = all_keys()
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    if not close:
+        leaf = key.rsplit(".", 1)[-1]
+        close = [k for k in known if k.rsplit(".", 1)[-1] == leaf][:3]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ConfigError(f"{where}: unknown config key '{key}'{hint}")
+
+
+def check_keys(
+    data: dict[str, Any], where: str, cls: type = BoxTrainConfig, prefix: str = ""
+) -> None:
+    """Unknown keys in a raw config dict -> one line naming the first (with suggestions)."""
+    hints = _hints(cls)
+    for name, value in data.items():
+        if name not in hints:
+            raise _unknown(prefix + name, where)
+        if _is_section(hints[name]) and isinstance(value, dict):
+            check_keys(value, where, hints[name], prefix + name + ".")
+
+
+def apply_box_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set dotted keys (``loss.depth_tau=0.7``) in the raw dict; values stay text here and are
+    typed by ``from_dict`` (so ``name=001`` stays a string); free-form mappings
+    (``data_options.<name>``) take any sub-key (its value parsed as YAML)."""
+    data = copy.deepcopy(data)
+    for text in overrides:
+        key, value = parse_override(text)
+        parts = key.split(".")
+        cls, node = BoxTrainConfig, data
+        for i, part in enumerate(parts):
+            hints = _hints(cls)
+            if part not in hints:
+                raise _unknown(key, "override")
+            tp, last = hints[part], i == len(parts) - 1
+            if _is_section(tp):
+                if last:
+                    raise ConfigError(
+                        f"override '{text}': '{key}' is a section, set one of its keys"
+                    )
+                node, cls = _section(node, part), tp
+                continue
+            if last:
+                node[part] = value
+            elif typing.get_origin(tp) is dict:
+                _section(node, part)[".".join(parts[i + 1 :])] = (
+                    yaml.safe_load(value) if value.strip() else None
+                )
+            else:
+                raise _unknown(key, "override")
+            break
+    return data
+
+
+def _section(node: dict[str, Any], part: str) -> dict[str, Any]:
+    if not isinstance(node.get(part), dict):
+        node[part] = {}
+    return node[part]
+
+
+# ------------------------------------------------------------------ files
+def read_box_file(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The raw dict of a config file with its ``base:`` chain merged (keys not yet checked)."""
+    path = preset_path(name_or_path)
+    if str(path) in _seen:
+        raise ConfigError(f"config '{path}': 'base:' chain loops ({' -> '.join(_seen)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config '{path}': cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config '{path}': expected a mapping of keys, got {type(data).__name__}")
+    base = data.pop("base", None)
+    data.pop("meta", None)
+    if base is not None:
+        data = _merge(read_box_file(base, (*_seen, str(path))), data)
+    return data
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        both = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = _merge(out[k], v) if both else copy.deepcopy(v)
+    return out
+
+
+def box_config_from_dict(data: dict[str, Any], where: str = "config") -> BoxTrainConfig:
+    """A checked, typed config from a raw dict (``meta`` ignored)."""
+    data = {k: v for k, v in data.items() if k != "meta"}
+    check_keys(data, where)
+    return from_dict(data, BoxTrainConfig, where=where).validate()
+
+
+def load_box_config(
+    source: str | Path | None = None, overrides: Sequence[str] = ()
+) -> BoxTrainConfig:
+    """Preset name or path (None: the defaults) + ``key=value`` overrides -> BoxTrainConfig."""
+    data = read_box_file(source) if source else {}
+    data = apply_box_overrides(data, overrides)
+    return box_config_from_dict(data, where=f"config '{source}'" if source else "config")
+
+
+def box_config_to_dict(cfg: BoxTrainConfig) -> dict[str, Any]:
+    return to_dict(cfg)
+
+
+def _stage_of_run(path: str) -> str | None:
+    p = Path(path).expanduser()
+    if p.suffix == ".pt":
+        p = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    cfg = p / "config.yaml"
+    if not cfg.is_file():
+        return None
+    try:
+        data = yaml.safe_load(cfg.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data.get("stage") if isinstance(data, dict) else None
+
+
+def is_box_config(source: str | Path | None, overrides: Sequence[str] = ()) -> bool:
+    """Whether ``deal train --config SOURCE OVERRIDES`` is a box-supervised run: the file says
+    ``stage: box``, an override sets ``stage=box``, or ``resume=``/``run=`` names a box run."""
+    values = dict(parse_override(o) for o in overrides if "=" in o)
+    if values.get("stage", "").strip() == STAGE:
+        return True
+    for key in ("resume", "run"):
+        v = values.get(key, "").strip()
+        if v and v.lower() not in ("true", "false") and _stage_of_run(v) == STAGE:
+            return True
+    if source is None:
+        return False
+    try:
+        return read_box_file(source).get("stage") == STAGE
+    except ConfigError:
+        return False
+
+
+def is_box_run(run_dir: str | Path) -> bool:
+    """Whether a run folder was written by box-supervised training (for ``deal eval``)."""
+    return _stage_of_run(str(run_dir)) == STAGE

@@ -1,0 +1,115 @@
+"""The loss of box-supervised instance segmentation with pseudo depth (glue; the terms live in
+``deal_ros.losses``):
+
+    L = w_cls L_focal + w_box L_giou + w_ctr L_ctr                       (FCOS, box labels)
+      + w_proj L_proj + ramp(step) w_pair L_pair                         (BoxInst)
+      + ramp(step - depth_consistency_start) w_cons L_cons              (Eq. 4)
+      + w_depth L_depth                                                  (Eq. 2, DG-MaskHead)
+      + gamma L_m_dice                                                   (Eq. 10, distillation)
+
+L_depth = sum B (P_depth - P_true)^2 / sum B over the box pixels B with valid depth (the paper
+writes the un-normalised sum; the mean is our choice, so its weight does not scale with box
+size). ramp(t) = min(max(t, 0) / pairwise_warmup, 1) (BoxInst's warm-up of the pairwise term).
+Ramping L_cons too, and optionally later (``depth_consistency_start``), is our choice: the
+paper is silent, and on our scenes a consistency term at full weight before the masks have
+formed drives them to the trivial all-background solution (pairwise and consistency terms
+reach 0, the projection term stalls); see bench/bench_instance.py. The mask terms are
+computed on ``max_instances`` positive locations sampled at random (CondInst samples too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from deal_ros.instance.config import BoxLossConfig
+from deal_ros.instance.targets import Targets
+from deal_ros.losses import (
+    depth_consistency_loss,
+    linear_warmup,
+    pairwise_color_loss,
+    projection_loss,
+    reliable_dice_loss,
+)
+from deal_ros.losses.fcos import centerness_loss, giou_loss, sigmoid_focal_loss
+
+
+@dataclass
+class Sampled:
+    """The positive locations whose masks are trained this step."""
+
+    image: torch.Tensor  # (N,) image index
+    loc: torch.Tensor  # (N,) flat location index
+    gt: torch.Tensor  # (N,) index into Targets.gt_boxes
+
+
+def detection_losses(dense, targets: Targets, cfg: BoxLossConfig) -> dict[str, torch.Tensor]:
+    """FCOS: focal (sum / #positives), GIoU (centerness-weighted), centerness BCE."""
+    pos = targets.positive
+    num_pos = max(int(pos.sum()), 1)
+    onehot = torch.zeros_like(dense.logits)
+    b, l_ = torch.nonzero(pos, as_tuple=True)
+    onehot[b, l_, targets.labels[pos]] = 1.0
+    cls = sigmoid_focal_loss(dense.logits, onehot, cfg.focal_alpha, cfg.focal_gamma) / num_pos
+    ctr_t = targets.centerness()
+    box = giou_loss(dense.reg[pos], targets.reg[pos], weight=ctr_t)
+    ctr = centerness_loss(dense.ctr[pos], ctr_t)
+    return {"cls": cls, "box": box, "ctr": ctr}
+
+
+def sample_positives(
+    targets: Targets, max_instances: int, generator: torch.Generator | None = None
+) -> Sampled:
+    """At most ``max_instances`` positive locations, uniformly at random."""
+    b, loc = torch.nonzero(targets.positive, as_tuple=True)
+    if b.numel() > max_instances:
+        keep = torch.randperm(b.numel(), generator=generator)[:max_instances].to(b.device)
+        b, loc = b[keep], loc[keep]
+    return Sampled(b, loc, targets.gt_index[b, loc])
+
+
+def depth_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """sum w (P_depth - P_true)^2 / sum w (Eq. 2, weighted mean)."""
+    w = weight.to(pred.dtype)
+    return (w * (pred - target.to(pred.dtype)).pow(2)).sum() / w.sum().clamp_min(1.0)
+
+
+def mask_losses(
+    mask_logits: torch.Tensor,
+    depth_pred: torch.Tensor | None,
+    boxes: torch.Tensor,
+    lab: torch.Tensor,
+    depth: torch.Tensor | None,
+    depth_target: tuple[torch.Tensor, torch.Tensor] | None,
+    step: int,
+    cfg: BoxLossConfig,
+) -> dict[str, torch.Tensor]:
+    """BoxInst + depth terms for N instance masks (N,1,h,w) against their box masks (N,1,h,w),
+    L*a*b* (N,3,h,w), normalised depth (N,1,h,w) and the depth target (target, valid)."""
+    zero = mask_logits.sum() * 0.0
+    proj = projection_loss(torch.sigmoid(mask_logits), boxes)
+    pair = pairwise_color_loss(mask_logits, lab, boxes, cfg.color_threshold)
+    cons = zero
+    if depth is not None and cfg.depth_consistency_weight > 0:
+        cons = depth_consistency_loss(mask_logits, depth, boxes, cfg.depth_tau, cfg.depth_scale)
+    dloss = zero
+    if depth_pred is not None and depth_target is not None and cfg.depth_weight > 0:
+        target, valid = depth_target
+        dloss = depth_loss(depth_pred, target, boxes * valid.to(boxes.dtype))
+    ramp = linear_warmup(step, cfg.pairwise_warmup)
+    ramp_d = linear_warmup(step - cfg.depth_consistency_start, cfg.pairwise_warmup)
+    total = (
+        cfg.projection_weight * proj
+        + ramp * cfg.pairwise_weight * pair
+        + ramp_d * cfg.depth_consistency_weight * cons
+        + cfg.depth_weight * dloss
+    )
+    return {"proj": proj, "pair": pair, "cons": cons, "depth": dloss, "mask_total": total}
+
+
+def distill_loss(
+    mask_logits: torch.Tensor, pseudo: torch.Tensor, scores: torch.Tensor, tau: float, weight: float
+) -> torch.Tensor:
+    """gamma * reliable dice (Eq. 10) of the student masks against matched teacher masks."""
+    return reliable_dice_loss(torch.sigmoid(mask_logits)[:, 0], pseudo, scores, tau, weight)
