@@ -52,8 +52,10 @@ format:
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# One intra-op thread per process: the suite starts ROS nodes and trainers as child processes,
+# and torch/ORT thread pools fighting over 2 cores stall (measured 10-30x slower steps).
 test: lint
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider
 
 demo:
 	$(VENV)/bin/deal demo
