@@ -11,7 +11,7 @@ EPILOG = """\
 examples:
   deal bench                                  # list the benchmarks
   deal bench train                            # DEAL vs baseline, scene preset, seeds 0,1,2
-  deal bench train seeds=0,1 train.max_steps=100 crf=false
+  deal bench train seeds=0,1 crf=false        # (each run ~10 CPU-minutes; seconds on a GPU)
   deal bench throughput --quick               # bench/bench_train.py: trainer vs bare loop
   deal bench codec                            # bench/bench_codec.py
 """

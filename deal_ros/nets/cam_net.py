@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deal_ros.nets.backbone import Backbone, InputNorm
-from deal_ros.nets.registry import build_backbone
-from deal_ros.nets.weights import load_pretrained
+from deal_ros.nets.registry import resolve_backbone
 
 CAM_EPS = 1e-5
 
@@ -53,12 +52,7 @@ class CAMNet(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"CAMNet: num_classes must be >= 1, got {num_classes}")
-        if isinstance(backbone, Backbone):
-            self.backbone = backbone
-            if pretrained is not None:
-                load_pretrained(backbone, pretrained)
-        else:
-            self.backbone = build_backbone(backbone, output_stride, pretrained)
+        self.backbone = resolve_backbone(backbone, output_stride, pretrained)
         self.num_classes = num_classes
         self.norm = InputNorm(self.backbone.mean, self.backbone.std)
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()

@@ -51,3 +51,14 @@ def build_backbone(
     if pretrained is not None:
         load_pretrained(backbone, pretrained, strict=strict)
     return backbone
+
+
+def resolve_backbone(
+    backbone: str | Backbone, output_stride: int, pretrained: str | Path | None
+) -> Backbone:
+    """A head's backbone: built by name, or a given instance (with ``pretrained`` loaded)."""
+    if isinstance(backbone, Backbone):
+        if pretrained is not None:
+            load_pretrained(backbone, pretrained)
+        return backbone
+    return build_backbone(backbone, output_stride, pretrained)

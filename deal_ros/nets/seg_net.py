@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deal_ros.nets.backbone import Backbone, InputNorm
-from deal_ros.nets.registry import build_backbone
-from deal_ros.nets.weights import load_pretrained
+from deal_ros.nets.registry import resolve_backbone
 
 
 def conv_bn_relu(
@@ -73,12 +72,7 @@ class SegNet(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"SegNet: num_classes must be >= 1, got {num_classes}")
-        if isinstance(backbone, Backbone):
-            self.backbone = backbone
-            if pretrained is not None:
-                load_pretrained(backbone, pretrained)
-        else:
-            self.backbone = build_backbone(backbone, output_stride, pretrained)
+        self.backbone = resolve_backbone(backbone, output_stride, pretrained)
         self.num_classes = num_classes
         self.norm = InputNorm(self.backbone.mean, self.backbone.std)
         stride = self.backbone.strides["c5"]
