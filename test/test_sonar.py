@@ -168,7 +168,10 @@ def test_adapter_feeds_the_recorder_underwater(ros_context, tmp_path):
         depth = image_to_numpy(outputs[0])
         assert outputs[0].encoding == "32FC1" and np.isnan(depth[:10]).all()
         assert np.allclose(depth[23:35], range_bins(60, 0, 6.0)[22])
-        assert spin_until(executor, lambda: recorder.status().frames >= 5)
+        # every image and depth message reached the recorder's pairer (the last pair waits
+        # there for a possibly closer partner until stop flushes it)
+        pairer = recorder._session.pairer
+        assert spin_until(executor, lambda: pairer.stats.pushed == {"rgb": 6, "depth": 6})
         changed = adapter.set_parameters([Parameter("range_max_m", value=3.0)])[0]
         refused = adapter.set_parameters([Parameter("range_min_m", value=5.0)])[0]
         assert changed.successful and adapter._geometry.range_max_m == 3.0
