@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deal_ros.core.palette import default_palette
+
 if TYPE_CHECKING:
     from deal_ros.data.scene import Scene
 
@@ -25,22 +27,7 @@ _ANCHORS = np.array(
     ],
     np.float32,
 )
-MASK_COLOURS = np.array(
-    [
-        [0, 0, 0],
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [210, 245, 60],
-        [250, 190, 212],
-    ],
-    np.uint8,
-)
+MASK_COLOURS = np.array(default_palette(10), np.uint8)  # background + 10 classes
 
 
 def colorize_depth(depth: Array, max_depth: float | None = None) -> Array:

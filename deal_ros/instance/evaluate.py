@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deal_ros.core.palette import default_palette
 from deal_ros.errors import DealError
 from deal_ros.instance.condinst import CondInst, Instances
 from deal_ros.instance.data import box_items, instance_ground_truth
@@ -165,21 +166,7 @@ def evaluate_model(
 
 
 # ------------------------------------------------------------------ overlays
-PALETTE = np.array(
-    [
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [210, 245, 60],
-        [250, 190, 212],
-    ],
-    np.uint8,
-)
+PALETTE = np.array(default_palette(10)[1:], np.uint8)  # instance colours, no background
 
 
 def draw_instances(
