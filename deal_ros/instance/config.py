@@ -2,19 +2,16 @@
 
     cfg = load_box_config("box", ["data=scene:n=64,size=96x128", "distill.enabled=false"])
 
-Same conventions as :mod:`deal_ros.train.config` (its value parsing, its ``OptimConfig`` and
-``LoopConfig``, presets in ``deal_ros/train/configs/``, ``base:`` chains, dotted ``key=value``
-overrides, one line naming an unknown key with the closest known ones), with this method's
-own schema: the CondInst model, the FCOS / BoxInst / depth losses and self-distillation.
+This method's own schema (the CondInst model, the FCOS / BoxInst / depth losses and
+self-distillation), read by the helpers of :mod:`deal_ros.train.config` (one implementation of
+the value parsing, presets in ``deal_ros/train/configs/``, ``base:`` chains, dotted
+``key=value`` overrides, one line naming an unknown key with the closest known ones); its
+``OptimConfig`` and ``LoopConfig`` are reused as they are.
 ``is_box_config(source, overrides)`` tells the ``deal train`` command to dispatch here.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import difflib
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +24,12 @@ from deal_ros.train.config import (
     ConfigError,
     LoopConfig,
     OptimConfig,
-    from_dict,
+    TrainConfig,
+    apply_overrides,
+    config_from_file_dict,
+    load_config,
     parse_override,
-    preset_path,
+    read_config_file,
     to_dict,
 )
 
@@ -100,6 +100,7 @@ class BoxLossConfig:
     depth_consistency_start: int = 0  # step where its ramp (over pairwise_warmup steps) begins
     depth_tau: float = 0.5
     depth_scale: float = 0.01  # S_d = exp(-|d_i - d_j| / depth_scale) on normalised depth
+    depth_slope_scale: float = 0.0  # > 0: pairs must also share the depth slope (our addition)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
@@ -214,6 +215,10 @@ class BoxTrainConfig:
                 f"{lo.depth_tau}, {lo.depth_scale}",
             ),
             (
+                lo.depth_slope_scale >= 0,
+                f"loss.depth_slope_scale must be >= 0 (0 = off), got {lo.depth_slope_scale}",
+            ),
+            (
                 lo.depth_norm in DEPTH_NORMS,
                 f"loss.depth_norm: expected one of {', '.join(DEPTH_NORMS)}, got {lo.depth_norm!r}",
             ),
@@ -257,127 +262,29 @@ class BoxTrainConfig:
         return self
 
 
-# ------------------------------------------------------------------ schema walking
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_section(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def all_keys(cls: type = BoxTrainConfig, prefix: str = "") -> list[str]:
-    """Every dotted key of the box schema (sections and leaves)."""
-    keys = []
-    for name, tp in _hints(cls).items():
-        keys.append(prefix + name)
-        if _is_section(tp):
-            keys += all_keys(tp, prefix + name + ".")
-    return keys
-
-
-def _unknown(key: str, where: str) -> ConfigError:
-    known = all_keys()
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    if not close:
-        leaf = key.rsplit(".", 1)[-1]
-        close = [k for k in known if k.rsplit(".", 1)[-1] == leaf][:3]
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return ConfigError(f"{where}: unknown config key '{key}'{hint}")
-
-
-def check_keys(
-    data: dict[str, Any], where: str, cls: type = BoxTrainConfig, prefix: str = ""
-) -> None:
-    """Unknown keys in a raw config dict -> one line naming the first (with suggestions)."""
-    hints = _hints(cls)
-    for name, value in data.items():
-        if name not in hints:
-            raise _unknown(prefix + name, where)
-        if _is_section(hints[name]) and isinstance(value, dict):
-            check_keys(value, where, hints[name], prefix + name + ".")
-
-
+# ------------------------------------------------------------------ the shared helpers, box schema
 def apply_box_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Set dotted keys (``loss.depth_tau=0.7``) in the raw dict; values stay text here and are
-    typed by ``from_dict`` (so ``name=001`` stays a string); free-form mappings
-    (``data_options.<name>``) take any sub-key (its value parsed as YAML)."""
-    data = copy.deepcopy(data)
-    for text in overrides:
-        key, value = parse_override(text)
-        parts = key.split(".")
-        cls, node = BoxTrainConfig, data
-        for i, part in enumerate(parts):
-            hints = _hints(cls)
-            if part not in hints:
-                raise _unknown(key, "override")
-            tp, last = hints[part], i == len(parts) - 1
-            if _is_section(tp):
-                if last:
-                    raise ConfigError(
-                        f"override '{text}': '{key}' is a section, set one of its keys"
-                    )
-                node, cls = _section(node, part), tp
-                continue
-            if last:
-                node[part] = value
-            elif typing.get_origin(tp) is dict:
-                _section(node, part)[".".join(parts[i + 1 :])] = (
-                    yaml.safe_load(value) if value.strip() else None
-                )
-            else:
-                raise _unknown(key, "override")
-            break
-    return data
+    """``apply_overrides`` on the box schema: dotted keys (``loss.depth_tau=0.7``) typed for
+    their field (``name=001`` stays a string); ``data_options.<name>`` takes any sub-key."""
+    return apply_overrides(data, overrides, BoxTrainConfig)
 
 
-def _section(node: dict[str, Any], part: str) -> dict[str, Any]:
-    if not isinstance(node.get(part), dict):
-        node[part] = {}
-    return node[part]
-
-
-# ------------------------------------------------------------------ files
-def read_box_file(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The raw dict of a config file with its ``base:`` chain merged (keys not yet checked)."""
-    path = preset_path(name_or_path)
-    if str(path) in _seen:
-        raise ConfigError(f"config '{path}': 'base:' chain loops ({' -> '.join(_seen)})")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config '{path}': cannot be read ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config '{path}': expected a mapping of keys, got {type(data).__name__}")
-    base = data.pop("base", None)
-    data.pop("meta", None)
-    if base is not None:
-        data = _merge(read_box_file(base, (*_seen, str(path))), data)
-    return data
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in top.items():
-        both = isinstance(v, dict) and isinstance(out.get(k), dict)
-        out[k] = _merge(out[k], v) if both else copy.deepcopy(v)
-    return out
+def read_box_file(name_or_path: str | Path) -> dict[str, Any]:
+    """The raw dict of a config file with its ``base:`` chain merged; its keys are not
+    checked (any stage's file may be read, to look at its ``stage``)."""
+    return read_config_file(name_or_path, schema=None)
 
 
 def box_config_from_dict(data: dict[str, Any], where: str = "config") -> BoxTrainConfig:
-    """A checked, typed config from a raw dict (``meta`` ignored)."""
-    data = {k: v for k, v in data.items() if k != "meta"}
-    check_keys(data, where)
-    return from_dict(data, BoxTrainConfig, where=where).validate()
+    """A checked, typed, validated config from a raw dict (``meta`` ignored)."""
+    return config_from_file_dict(data, where, BoxTrainConfig).validate()
 
 
 def load_box_config(
     source: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> BoxTrainConfig:
     """Preset name or path (None: the defaults) + ``key=value`` overrides -> BoxTrainConfig."""
-    data = read_box_file(source) if source else {}
-    data = apply_box_overrides(data, overrides)
-    return box_config_from_dict(data, where=f"config '{source}'" if source else "config")
+    return load_config(source, overrides, BoxTrainConfig)
 
 
 def box_config_to_dict(cfg: BoxTrainConfig) -> dict[str, Any]:
@@ -398,18 +305,40 @@ def _stage_of_run(path: str) -> str | None:
     return data.get("stage") if isinstance(data, dict) else None
 
 
+_BOOL_WORDS = ("true", "yes", "on", "1", "false", "no", "off", "0")  # resume=<bool>, not a path
+
+
+def _newest_run_stage(values: dict[str, str]) -> str | None:
+    """``resume=true`` with no stage given: the stage of the newest checkpoint (any stage) among
+    the runs in ``out`` (named ``name`` when given)."""
+    from deal_ros.train.checkpoints import newest_checkpoint
+    from deal_ros.train.runfolder import default_name, numbered_runs
+
+    out = Path(values.get("out", "").strip() or "runs").expanduser()
+    name = values.get("name", "").strip()
+    runs = numbered_runs(out, default_name(TrainConfig(name=name), []) if name else None)
+    newest = newest_checkpoint(runs)
+    return newest[1] if newest else None
+
+
 def is_box_config(source: str | Path | None, overrides: Sequence[str] = ()) -> bool:
     """Whether ``deal train --config SOURCE OVERRIDES`` is a box-supervised run: the file says
-    ``stage: box``, an override sets ``stage=box``, or ``resume=``/``run=`` names a box run."""
+    ``stage: box``, an override sets ``stage=box``, ``resume=``/``run=`` names a box run, or
+    (no config file, no ``stage=``) ``resume=true`` and the newest checkpoint in ``out`` is a
+    box run's."""
     values = dict(parse_override(o) for o in overrides if "=" in o)
     if values.get("stage", "").strip() == STAGE:
         return True
     for key in ("resume", "run"):
         v = values.get(key, "").strip()
-        if v and v.lower() not in ("true", "false") and _stage_of_run(v) == STAGE:
+        if v and v.lower() not in _BOOL_WORDS and _stage_of_run(v) == STAGE:
             return True
     if source is None:
-        return False
+        resume_true = values.get("resume", "").strip().lower() in _BOOL_WORDS[:4]
+        no_run = not values.get("run", "").strip()
+        return (
+            resume_true and no_run and "stage" not in values and _newest_run_stage(values) == STAGE
+        )
     try:
         return read_box_file(source).get("stage") == STAGE
     except ConfigError:

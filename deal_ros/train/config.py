@@ -10,6 +10,9 @@
   closest known keys (difflib).
 * One config describes ONE training stage (``stage: cam`` or ``seg``); ``model``, ``optim`` and
   ``train`` apply to that stage. Pseudo-labelling settings live in ``labeling``.
+* The helpers below take the schema (a dataclass with a ``validate()`` method) as an argument,
+  default :class:`TrainConfig`; :mod:`deal_ros.instance.config` passes ``BoxTrainConfig``, so
+  both stages share one parser, one override syntax and one kind of error line.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -231,6 +234,9 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------ schema helpers
+C = TypeVar("C")  # a config schema: a dataclass of fields and sections, with validate()
+
+
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -250,11 +256,12 @@ def all_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown_key(key: str, where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.6)
+def _unknown_key(key: str, where: str, schema: type = TrainConfig) -> ConfigError:
+    known = all_keys(schema)
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     if not close:  # also try the last component alone ("epochs" -> "train.epochs")
         leaf = key.rsplit(".", 1)[-1]
-        close = [k for k in all_keys() if k.rsplit(".", 1)[-1] == leaf][:3]
+        close = [k for k in known if k.rsplit(".", 1)[-1] == leaf][:3]
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return ConfigError(f"{where}: unknown config key '{key}'{hint}")
 
@@ -335,22 +342,28 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
 
 
 def from_dict(
-    data: dict[str, Any], cls: type = TrainConfig, where: str = "config", prefix: str = ""
-):
-    """Build the dataclass ``cls`` from a nested dict; unknown keys and bad values fail."""
+    data: dict[str, Any],
+    cls: type[C] = TrainConfig,
+    where: str = "config",
+    prefix: str = "",
+    root: type | None = None,
+) -> C:
+    """Build the dataclass ``cls`` from a nested dict; unknown keys and bad values fail
+    (an unknown key is matched against the keys of ``root``, default ``cls``)."""
     if not isinstance(data, dict):
         raise ConfigError(
             f"{where}: {prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}"
         )
+    root = root or cls
     hints = _hints(cls)
     kwargs = {}
     for name, value in data.items():
         key = f"{prefix}{name}"
         if name not in hints:
-            raise _unknown_key(key, where)
+            raise _unknown_key(key, where, root)
         tp = hints[name]
         if _is_dataclass_type(tp):
-            kwargs[name] = from_dict(value or {}, tp, where, key + ".")
+            kwargs[name] = from_dict(value or {}, tp, where, key + ".", root)
         else:
             kwargs[name] = _coerce(value, tp, key, where)
     return cls(**kwargs)
@@ -391,8 +404,11 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_config_file(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The raw dict of a config file, with its ``base:`` chain merged in."""
+def read_config_file(
+    name_or_path: str | Path, schema: type | None = TrainConfig, _seen: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The raw dict of a config file, with its ``base:`` chain merged in; its keys and values
+    are checked against ``schema`` (``None``: not checked, e.g. to peek at its ``stage``)."""
     path = preset_path(name_or_path)
     if str(path) in _seen:
         raise ConfigError(f"config '{path}': 'base:' chain loops ({' -> '.join(_seen)})")
@@ -411,8 +427,9 @@ def read_config_file(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> d
     base = data.pop("base", None)
     data.pop("meta", None)  # written into a run's config.yaml; not a setting
     if base is not None:
-        data = _merge(read_config_file(base, (*_seen, str(path))), data)
-    from_dict(data, where=f"config '{path}'")  # fail early, naming the file
+        data = _merge(read_config_file(base, schema, (*_seen, str(path))), data)
+    if schema is not None:
+        from_dict(data, schema, where=f"config '{path}'")  # fail early, naming the file
     return data
 
 
@@ -426,18 +443,20 @@ def parse_override(text: str) -> tuple[str, str]:
     return key, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Set dotted keys in the raw dict; every key must exist in the schema (free-form mappings
+def apply_overrides(
+    data: dict[str, Any], overrides: Sequence[str], schema: type = TrainConfig
+) -> dict[str, Any]:
+    """Set dotted keys in the raw dict; every key must exist in ``schema`` (free-form mappings
     such as ``data_options.<name>`` accept any sub-key)."""
     data = copy.deepcopy(data)
     for text in overrides:
         key, value = parse_override(text)
         parts = key.split(".")
-        cls, node = TrainConfig, data
+        cls, node = schema, data
         for i, part in enumerate(parts):
             hints = _hints(cls)
             if part not in hints:
-                raise _unknown_key(key, "override")
+                raise _unknown_key(key, "override", schema)
             tp, last = hints[part], i == len(parts) - 1
             if _is_dataclass_type(tp):
                 if last:
@@ -454,7 +473,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
                     node[part] = {}
                 node[part][".".join(parts[i + 1 :])] = _yaml_scalar(value, Any)
             else:
-                raise _unknown_key(key, "override")
+                raise _unknown_key(key, "override", schema)
             break
     return data
 
@@ -474,14 +493,18 @@ def _yaml_scalar(text: str, tp: Any) -> Any:
         return text
 
 
-def load_config(source: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Preset name or path (or None: the defaults) + ``key=value`` overrides -> TrainConfig."""
-    data = read_config_file(source) if source else {}
-    data = apply_overrides(data, overrides)
-    return from_dict(data, where=f"config '{source}'" if source else "config").validate()
+def load_config(
+    source: str | Path | None = None, overrides: Sequence[str] = (), schema: type[C] = TrainConfig
+) -> C:
+    """Preset name or path (or None: the defaults) + ``key=value`` overrides -> a validated
+    ``schema`` (default TrainConfig)."""
+    data = read_config_file(source, schema) if source else {}
+    data = apply_overrides(data, overrides, schema)
+    where = f"config '{source}'" if source else "config"
+    return from_dict(data, schema, where=where).validate()
 
 
-def config_from_file_dict(data: dict[str, Any], where: str) -> TrainConfig:
-    """A config read back from a run folder (``meta`` is dropped)."""
+def config_from_file_dict(data: dict[str, Any], where: str, schema: type[C] = TrainConfig) -> C:
+    """A config read back from a run folder (``meta`` is dropped; not validated)."""
     data = {k: v for k, v in data.items() if k != "meta"}
-    return from_dict(data, where=where)
+    return from_dict(data, schema, where=where)
