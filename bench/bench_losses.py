@@ -1,10 +1,11 @@
 """Loss benchmarks, measured side by side in one run, reported as ratios.
 
 Default run (< 60 s on 2 CPU cores):
-1. DEAL overhead: DEAL forward+backward on the CAMs of a MobileNetV2-like CAM net vs one
-   training step of that net (batch 8, 320x320, CPU, output stride 16 -> 20x20 CAMs; also
-   40x40 CAMs, output stride 8), runs interleaved; the ratio by minimum is the load-robust
-   figure on a shared machine, the ratio by median is printed beside it. Target: <= 5 %.
+1. DEAL overhead: DEAL forward+backward on the CAMs of the project's CAM net
+   (``deal_ros.nets.CAMNet``, MobileNetV2, random init) vs one training step of that net
+   (batch 8, 320x320, CPU, output stride 16 -> 20x20 CAMs; also 40x40 CAMs, output stride 8),
+   runs interleaved; the ratio by minimum is the load-robust figure on a shared machine, the
+   ratio by median is printed beside it. Target: <= 5 %.
 2. FSL peak memory at 320x320 (21 classes, radius 10) in a fresh process, vs its inputs and vs
    the HW x HW pair matrix the authors' dense version builds.
 3. Segmentation losses: focal and Lovász-Softmax time relative to cross-entropy.
@@ -28,11 +29,10 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from deal_ros.data.depth_noise import DepthNoise
 from deal_ros.losses import (
     DEALLoss,
-    DepthNoise,
     cross_entropy,
     edge_alignment_loss,
     feature_similarity_loss,
@@ -40,63 +40,7 @@ from deal_ros.losses import (
     gap_multilabel_loss,
     lovasz_softmax,
 )
-
-# ---- a MobileNetV2-like CAM net (plain torch) ------------------------------------------------
-
-
-def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, dil: int = 1):
-    pad = dil * (k // 2)
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride, pad, dilation=dil, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU6(inplace=True),
-    )
-
-
-class InvertedResidual(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, t: int, dil: int = 1) -> None:
-        super().__init__()
-        hid = cin * t
-        layers = [conv_bn(cin, hid, 1)] if t != 1 else []
-        layers += [conv_bn(hid, hid, 3, stride, hid, dil), nn.Conv2d(hid, cout, 1, bias=False)]
-        self.block = nn.Sequential(*layers, nn.BatchNorm2d(cout))
-        self.res = stride == 1 and cin == cout
-
-    def forward(self, x):
-        return x + self.block(x) if self.res else self.block(x)
-
-
-class CamNet(nn.Module):
-    """MobileNetV2 features (torchvision's layout) + a 1x1 CAM classifier; output stride 16
-    (the last stride-2 stage dilated) or 8."""
-
-    CFG = (
-        (1, 16, 1, 1),
-        (6, 24, 2, 2),
-        (6, 32, 3, 2),
-        (6, 64, 4, 2),
-        (6, 96, 3, 1),
-        (6, 160, 3, 2),
-        (6, 320, 1, 1),
-    )
-
-    def __init__(self, num_classes: int = 21, output_stride: int = 16) -> None:
-        super().__init__()
-        layers, cin, stride_now, dil = [conv_bn(3, 32, 3, 2)], 32, 2, 1
-        for t, c, n, s in self.CFG:
-            for i in range(n):
-                stride = s if i == 0 else 1
-                if stride == 2 and stride_now >= output_stride:
-                    stride, dil = 1, dil * 2
-                stride_now *= stride
-                layers.append(InvertedResidual(cin, c, stride, t, dil))
-                cin = c
-        layers.append(conv_bn(cin, 1280, 1))
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Conv2d(1280, num_classes, 1)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+from deal_ros.nets import CAMNet
 
 
 def median_time(fn, reps: int) -> float:
@@ -115,7 +59,7 @@ def bench_deal(quick: bool) -> None:
     b, size, k = (4, 160, 21) if quick else (8, 320, 21)
     reps = 2
     torch.manual_seed(0)
-    net = CamNet(k, 16)
+    net = CAMNet("mobilenet_v2", num_classes=k, pretrained=None, output_stride=16)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     n_params = sum(p.numel() for p in net.parameters())
     x = torch.randn(b, 3, size, size)
@@ -127,7 +71,7 @@ def bench_deal(quick: bool) -> None:
     deal = DEALLoss()
 
     def step():
-        loss = gap_multilabel_loss(net(x), labels)
+        loss = gap_multilabel_loss(net(x)["cam_logits"], labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -140,7 +84,7 @@ def bench_deal(quick: bool) -> None:
         return run
 
     with torch.no_grad():
-        cams16 = torch.sigmoid(net(x))
+        cams16 = torch.sigmoid(net(x)["cam_logits"])
     cams8 = torch.sigmoid(F.interpolate(cams16, scale_factor=2, mode="bilinear"))
     runs = {"step": step, "OS16": deal_on(cams16), "OS8": deal_on(cams8)}
     for fn in runs.values():
@@ -151,7 +95,7 @@ def bench_deal(quick: bool) -> None:
             times[name] += [timed(fn)[0] for _ in range(1 if name == "step" else 4)]
     s_min, s_med = min(times["step"]), statistics.median(times["step"])
     print(
-        f"[DEAL] CAM net: MobileNetV2-like, {n_params / 1e6:.2f}M params, batch {b}, "
+        f"[DEAL] CAM net: deal_ros CAMNet (MobileNetV2), {n_params / 1e6:.2f}M params, batch {b}, "
         f"{size}x{size}, {torch.get_num_threads()} threads"
     )
     print(f"[DEAL] training step: min {s_min * 1e3:.0f} ms, median {s_med * 1e3:.0f} ms")

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deal_ros.losses import DEALLoss, DepthNoise, edge_activation, edge_alignment_loss
+from deal_ros.data.depth_noise import DepthNoise
+from deal_ros.losses import DEALLoss, edge_activation, edge_alignment_loss
 from deal_ros.losses.depth_resample import resample_depth
 from deal_ros.losses.edges import normalize_edges, sobel_magnitude
 

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deal_ros.data.depth_noise import DepthNoise
 from deal_ros.data.transforms import (
     RGBD,
     ColorJitter,
     Compose,
-    DepthDropout,
-    DepthNoise,
     HorizontalFlip,
     RandomCrop,
+    RandomDepthNoise,
     RandomScale,
     flip,
     resize,
@@ -146,7 +146,7 @@ def test_depth_noise_grows_with_depth_squared_and_keeps_holes():
     depth[50:] = 3.0
     depth[::7, ::7] = 0
     s = RGBD.from_arrays(rgb, depth)
-    out = DepthNoise(coeff=0.004, seed=0)(s)
+    out = RandomDepthNoise(DepthNoise(sigma_coeff=0.004, hole_count=(0, 0)), seed=0)(s)
     assert_consistent(RGBD(out.rgb, out.depth, out.valid, np.zeros((100, 100), np.uint8)))
     assert not out.valid[::7, ::7].any()
     near = (out.depth - s.depth)[:50][out.valid[:50]].std()
@@ -156,7 +156,8 @@ def test_depth_noise_grows_with_depth_squared_and_keeps_holes():
 
 def test_depth_dropout_only_removes_depth():
     s = coded(40, 60, hole_p=0.05)
-    out = DepthDropout(blobs=(3, 3), radius=(3, 6), pixel_p=0.01, seed=2)(s)
+    holes = DepthNoise(sigma_coeff=0.0, hole_count=(3, 3), hole_radius=(0.08, 0.15), dropout=0.01)
+    out = RandomDepthNoise(holes, seed=2)(s)
     assert out.valid.sum() < s.valid.sum()
     assert not np.any(out.valid & ~s.valid)
     np.testing.assert_array_equal(out.depth[out.valid], s.depth[out.valid])
@@ -172,8 +173,7 @@ def test_compose_is_deterministic_per_seed_and_keeps_alignment():
                 RandomScale((0.8, 1.3)),
                 RandomCrop((32, 48)),
                 ColorJitter(hue=0.0),
-                DepthNoise(),
-                DepthDropout(),
+                RandomDepthNoise(DepthNoise(flying_prob=0.2)),
             ],
             seed=seed,
         )

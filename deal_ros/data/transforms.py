@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from deal_ros.data.depth_noise import DepthNoise
+
 Array = np.ndarray
 IGNORE = 255
 
@@ -272,44 +274,15 @@ def _hue_matrix(theta: float) -> Array:
     return (np.linalg.inv(to_yiq) @ rot @ to_yiq).astype(np.float32)
 
 
-class DepthNoise(Transform):
-    """Gaussian depth noise on valid pixels: sigma = ``coeff`` x z^2 (stereo error grows with the
-    square of the distance); values pushed to <= 0 become invalid."""
+class RandomDepthNoise(Transform):
+    """Depth only: the sensor noise model of :mod:`deal_ros.data.depth_noise` (Gaussian noise
+    growing with z^2, holes, pixel dropout, optional flying pixels) drawn from this transform's
+    generator. RGB, mask and K are untouched; pixels it invalidates get depth 0."""
 
-    def __init__(self, coeff: float = 0.002, seed: int | None = None) -> None:
+    def __init__(self, noise: DepthNoise | None = None, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.coeff = coeff
+        self.noise = noise or DepthNoise()
 
     def __call__(self, s: RGBD) -> RGBD:
-        z = s.depth
-        noisy = z + self.coeff * z * z * self.rng.standard_normal(z.shape, dtype=np.float32)
-        valid = s.valid & (noisy > 0)
-        return replace(s, depth=np.where(valid, noisy, 0).astype(np.float32), valid=valid)
-
-
-class DepthDropout(Transform):
-    """Depth holes: ``blobs`` elliptic holes (count drawn in [lo, hi]) of radius in ``radius``
-    pixels, plus isolated pixels with probability ``pixel_p``. RGB and mask are untouched."""
-
-    def __init__(
-        self,
-        blobs: tuple[int, int] = (0, 5),
-        radius: tuple[float, float] = (2.0, 12.0),
-        pixel_p: float = 0.002,
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(seed)
-        self.blobs, self.radius, self.pixel_p = blobs, radius, pixel_p
-
-    def __call__(self, s: RGBD) -> RGBD:
-        h, w = s.shape
-        holes = self.rng.random((h, w)) < self.pixel_p
-        for _ in range(int(self.rng.integers(self.blobs[0], self.blobs[1] + 1))):
-            cy, cx = self.rng.uniform(0, h), self.rng.uniform(0, w)
-            ry, rx = self.rng.uniform(*self.radius, size=2)
-            y0, y1 = max(0, int(cy - ry)), min(h, int(cy + ry) + 1)
-            x0, x1 = max(0, int(cx - rx)), min(w, int(cx + rx) + 1)
-            yy, xx = np.mgrid[y0:y1, x0:x1]
-            holes[y0:y1, x0:x1] |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-        valid = s.valid & ~holes
-        return replace(s, depth=np.where(valid, s.depth, 0).astype(np.float32), valid=valid)
+        depth, valid = self.noise.apply(s.depth, s.valid, self.rng)
+        return replace(s, depth=depth.astype(np.float32), valid=valid)

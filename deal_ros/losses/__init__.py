@@ -1,10 +1,13 @@
 """Losses: one file per loss, each with its paper formula in the docstring.
 
-- DEAL (depth edge alignment): ``edge_alignment_loss``, ``DEALLoss``; ``DepthNoise``.
+- DEAL (depth edge alignment): ``edge_alignment_loss``, ``DEALLoss``. (The depth noise model
+  of the robustness runs is data, not a loss: ``deal_ros.data.depth_noise.DepthNoise``.)
 - CAM classification: ``gap_multilabel_loss``, ``importance_sampling_loss``, ``isl_loss``,
   ``ISLLoss``; feature similarity ``feature_similarity_loss``, ``FSLLoss``.
 - Segmentation, one call ``(logits_or_probas, labels, *, ignore_index=255, ...)``:
   ``cross_entropy``, ``focal_loss``, ``lovasz_softmax`` and their modules; ``build_seg_loss``.
+- FCOS detection: ``sigmoid_focal_loss``, ``giou_loss``, ``centerness_loss``,
+  ``centerness_target``.
 - Box supervision: ``projection_loss``, ``pairwise_color_loss``, ``depth_consistency_loss``,
   ``reliable_dice_loss``, ``depth_aware_match`` (Hungarian), ``rgb_to_lab``, ``BoxInstLoss``.
 """
@@ -21,8 +24,8 @@ from .boxinst import (
 from .cross_entropy import CrossEntropyLoss, cross_entropy
 from .deal import DEALLoss, edge_activation, edge_alignment_loss
 from .depth_consistency import depth_consistency_loss, depth_consistency_score, depth_similarity
-from .depth_noise import DepthNoise
 from .dice import dice_loss, reliable_dice_loss
+from .fcos import centerness_loss, centerness_target, giou_loss, sigmoid_focal_loss
 from .focal import FocalLoss, focal_loss
 from .fsl import FSLLoss, feature_similarity_loss
 from .isl import ISLLoss, gap_multilabel_loss, importance_sampling_loss, isl_loss
@@ -43,7 +46,6 @@ __all__ = [
     "BoxInstLoss",
     "CrossEntropyLoss",
     "DEALLoss",
-    "DepthNoise",
     "FSLLoss",
     "FocalLoss",
     "ISLLoss",
@@ -51,6 +53,8 @@ __all__ = [
     "MatchResult",
     "box_iou",
     "build_seg_loss",
+    "centerness_loss",
+    "centerness_target",
     "color_similarity",
     "cross_entropy",
     "depth_aware_match",
@@ -63,6 +67,7 @@ __all__ = [
     "feature_similarity_loss",
     "focal_loss",
     "gap_multilabel_loss",
+    "giou_loss",
     "hungarian_match",
     "importance_sampling_loss",
     "isl_loss",
@@ -76,4 +81,5 @@ __all__ = [
     "projection_loss",
     "reliable_dice_loss",
     "rgb_to_lab",
+    "sigmoid_focal_loss",
 ]

@@ -1,4 +1,4 @@
-"""DepthNoise: RealSense-like corruption used for the DEAL robustness runs."""
+"""DepthNoise: RealSense-like depth corruption (augmentation and the DEAL robustness runs)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deal_ros.losses import DepthNoise
+from deal_ros.data.depth_noise import DepthNoise
 
 
 def test_noise_grows_with_depth_squared():
@@ -50,3 +50,20 @@ def test_torch_in_torch_out_and_bad_input():
         DepthNoise()(np.ones((4, 4), dtype=np.uint16), 0)
     with pytest.raises(ValueError, match="dropout"):
         DepthNoise(dropout=2.0)
+
+
+def test_rgbd_transform_runs_the_same_model():
+    from deal_ros.data.transforms import RGBD, RandomDepthNoise
+
+    depth = np.full((60, 80), 2.0, dtype=np.float32)
+    depth[:, 40:] = 1.0
+    depth[::5, ::5] = 0.0
+    s = RGBD.from_arrays(np.zeros((60, 80, 3), np.uint8), depth, mask=np.ones((60, 80), np.uint8))
+    noise = DepthNoise(sigma_coeff=0.003, hole_count=(2, 2), dropout=0.02, flying_prob=0.5)
+    out = RandomDepthNoise(noise, seed=5)(s)
+    np.testing.assert_array_equal(out.depth, noise(depth, np.random.default_rng(5)))
+    assert np.array_equal(out.valid, out.depth > 0) and not out.valid[::5, ::5].any()
+    assert (s.valid & ~out.valid).sum() > 0 and out.depth.dtype == np.float32
+    np.testing.assert_array_equal(out.mask, s.mask)
+    empty = DepthNoise(sigma_coeff=0.0, hole_count=(3, 3), hole_radius=(0.0, 0.0))
+    np.testing.assert_array_equal(empty(depth, 0), depth)  # zero-size holes remove nothing
