@@ -13,10 +13,12 @@ examples:
   deal train --config seg pseudo=runs/mug-001/pseudo loss=lovasz
   deal train --config scene train.max_steps=200                # the generated benchmark
   deal train resume=runs/mug-001                               # continue an interrupted run
+  deal train resume=true                        # the newest cam run (a box run when newer)
   torchrun --nproc-per-node 4 -m deal_ros.cli train --config onboarding data=./episodes
 
 presets: onboarding, seg, scene, demo, box (deal_ros/train/configs/), or a YAML path;
-'stage: box' configs go to box-supervised instance training (deal_ros.instance).
+'stage: box' configs and resumed box runs go to box-supervised instance training
+(deal_ros.instance).
 """
 
 

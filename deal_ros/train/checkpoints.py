@@ -1,4 +1,5 @@
-"""Resume checkpoints: ``checkpoints/last.pt`` (CAM stage) and ``checkpoints/seg-last.pt``.
+"""Resume checkpoints: ``checkpoints/last.pt`` (CAM stage), ``checkpoints/seg-last.pt`` and
+``checkpoints/box-last.pt`` (box-supervised instances, :mod:`deal_ros.instance.train`).
 
 A checkpoint is a plain dict of tensors and plain values, loadable with
 ``torch.load(path, weights_only=True)``: model and optimiser state dicts, the GradScaler
@@ -12,18 +13,37 @@ half-written ``last.pt``. A missing or unreadable checkpoint is one ``DealError`
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from deal_ros.errors import DealError
 
 FORMAT = 1
-NAMES = {"cam": "last.pt", "seg": "seg-last.pt"}
+NAMES = {"cam": "last.pt", "seg": "seg-last.pt", "box": "box-last.pt"}
 REQUIRED = ("format", "stage", "step", "epoch", "batch", "model", "optimizer")
 
 
 def checkpoint_path(run_dir: Path, stage: str) -> Path:
+    """``<run_dir>/checkpoints/<the stage's file>``; an unknown stage is one DealError line."""
+    if stage not in NAMES:
+        raise DealError(f"checkpoint: unknown stage '{stage}' (known: {', '.join(NAMES)})")
     return Path(run_dir) / "checkpoints" / NAMES[stage]
+
+
+def newest_checkpoint(run_dirs: Iterable[Path]) -> tuple[Path, str] | None:
+    """(run folder, stage) of the most recently written checkpoint of any stage among
+    ``run_dirs``; None when none holds one."""
+    found = [
+        (path.stat().st_mtime, str(run), stage)
+        for run in run_dirs
+        for stage in NAMES
+        if (path := checkpoint_path(run, stage)).is_file()
+    ]
+    if not found:
+        return None
+    _, run, stage = max(found)
+    return Path(run), stage
 
 
 def rng_state() -> dict[str, Any]:
