@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deal_ros.nets.backbone import Backbone, DilationPlanner, WeightSource, check_output_stride
+from deal_ros.nets.backbone import (
+    NOMINAL_STRIDES,
+    Backbone,
+    DilationPlanner,
+    WeightSource,
+    check_output_stride,
+)
 
 # (repeats, kernel, first stride, expansion, in, out): the TF EfficientNet-Lite0 block table.
 BLOCKS: tuple[tuple[int, int, int, int, int, int], ...] = (
@@ -131,8 +137,7 @@ class EfficientNetLite0(Backbone):
         self._conv_head = SameConv2d(320, 1280, 1)
         self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.channels = {"c2": 24, "c3": 40, "c4": 112, "c5": 1280}
-        self.strides = {k: min(v, output_stride) for k, v in {"c2": 4, "c3": 8, "c4": 16}.items()}
-        self.strides["c5"] = output_stride
+        self.strides = {k: min(v, output_stride) for k, v in NOMINAL_STRIDES.items()}
         self.include_top = include_top
         if include_top:
             self._dropout = nn.Dropout(0.2)

@@ -17,7 +17,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deal_ros.nets.backbone import Backbone, DilationPlanner, WeightSource, check_output_stride
+from deal_ros.nets.backbone import (
+    NOMINAL_STRIDES,
+    Backbone,
+    DilationPlanner,
+    WeightSource,
+    check_output_stride,
+)
 
 # (expansion t, channels c, repeats n, first stride s): torchvision's table for width 1.0.
 SETTINGS: tuple[tuple[int, int, int, int], ...] = (
@@ -96,8 +102,7 @@ class MobileNetV2(Backbone):
         layers.append(ConvBNReLU6(cin, 1280, k=1))
         self.features = nn.Sequential(*layers)
         self.channels = {"c2": 24, "c3": 32, "c4": 96, "c5": 1280}
-        self.strides = {k: min(v, output_stride) for k, v in {"c2": 4, "c3": 8, "c4": 16}.items()}
-        self.strides["c5"] = output_stride
+        self.strides = {k: min(v, output_stride) for k, v in NOMINAL_STRIDES.items()}
         self.include_top = include_top
         if include_top:
             self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_imagenet_classes))

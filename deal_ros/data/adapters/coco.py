@@ -26,14 +26,12 @@ from deal_ros.data.adapters.base import (
     DatasetError,
     IndexedDataset,
     as_bool,
-    as_float,
-    check_depth_shape,
-    depth_for,
     read_rgb,
     require_dir,
     require_file,
     select_classes,
 )
+from deal_ros.data.adapters.depth_folder import DepthFolder
 from deal_ros.data.sample import Box, Sample
 
 __all__ = ["COCODataset", "polygon_mask", "rle_mask"]
@@ -148,10 +146,7 @@ class COCODataset(IndexedDataset):
             if images is not None
             else _images_dir(self.json_path, first)
         )
-        self.depth_dir = require_dir(depth, "coco depth") if depth is not None else None
-        self.depth_scale = as_float(depth_scale, "coco: depth_scale")
-        self.min_depth = as_float(min_depth, "coco: min_depth", optional=True)
-        self.max_depth = as_float(max_depth, "coco: max_depth", optional=True)
+        self.depth = DepthFolder.from_options("coco", depth, depth_scale, min_depth, max_depth)
 
     def _read_json(self) -> dict[str, Any]:
         try:
@@ -218,14 +213,7 @@ class COCODataset(IndexedDataset):
                 x, y, bw, bh = (float(v) for v in ann["bbox"])
                 boxes.append(Box(cid, x, y, x + bw, y + bh))
         mask = self._mask(entry, h, w) if self.masks else None
-        depth, valid = depth_for(
-            self.depth_dir,
-            Path(entry["file_name"]).stem,
-            scale=self.depth_scale,
-            min_m=self.min_depth,
-            max_m=self.max_depth,
-        )
-        check_depth_shape(rgb, depth, f"coco image {img_path}")
+        depth, valid = self.depth.load(rgb, Path(entry["file_name"]).stem, f"coco image {img_path}")
         return Sample(
             rgb=rgb,
             labels=labels,

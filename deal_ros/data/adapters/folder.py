@@ -18,12 +18,10 @@ from deal_ros.data.adapters.base import (
     DatasetError,
     IndexedDataset,
     as_bool,
-    as_float,
-    check_depth_shape,
-    depth_for,
     read_rgb,
     require_dir,
 )
+from deal_ros.data.adapters.depth_folder import DepthFolder
 from deal_ros.data.sample import Sample
 
 __all__ = ["FolderDataset"]
@@ -47,19 +45,17 @@ class FolderDataset(IndexedDataset):
         self.source = f"folder:{self.root}"
         self.classes = tuple(classes or ())
         pattern = "**/*" if as_bool(recursive, "recursive") else "*"
-        self.depth_dir = require_dir(depth, "folder depth") if depth is not None else None
+        self.depth = DepthFolder.from_options("folder", depth, depth_scale, min_depth, max_depth)
+        depth_dir = self.depth.directory
         self.paths = sorted(
             p
             for p in self.root.glob(pattern)
             if p.is_file()
             and p.suffix.lower() in IMAGE_SUFFIXES
-            and (self.depth_dir is None or self.depth_dir not in p.parents)
+            and (depth_dir is None or depth_dir not in p.parents)
         )
         if not self.paths:
             raise DatasetError(f"folder: no images ({', '.join(IMAGE_SUFFIXES)}) in {self.root}")
-        self.depth_scale = as_float(depth_scale, "folder: depth_scale")
-        self.min_depth = as_float(min_depth, "folder: min_depth", optional=True)
-        self.max_depth = as_float(max_depth, "folder: max_depth", optional=True)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -67,12 +63,8 @@ class FolderDataset(IndexedDataset):
     def _load(self, index: int) -> Sample:
         path = self.paths[index]
         rgb = read_rgb(path)
-        rel = path.relative_to(self.root)
-        folder = None if self.depth_dir is None else self.depth_dir / rel.parent
-        depth, valid = depth_for(
-            folder, path.stem, scale=self.depth_scale, min_m=self.min_depth, max_m=self.max_depth
-        )
-        check_depth_shape(rgb, depth, f"image {path}")
+        sub = path.relative_to(self.root).parent
+        depth, valid = self.depth.load(rgb, path.stem, f"image {path}", subfolder=sub)
         return Sample(
             rgb=rgb,
             labels=np.zeros(len(self.classes), np.float32),
