@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -155,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):  # stopped early: still write what was sent
         _publish(args, injections, rng, base, node, (rgb_pub, depth_pub, info_pub), sent)
     sent["seconds"] = time.monotonic() - t0
+    # every stream's last message must reach the recorder before the test stops it (delivery
+    # across topics is unordered): wait for the acknowledgements (reliable QoS), then settle
+    for pub in (rgb_pub, depth_pub, info_pub):
+        if pub is not None:
+            pub.wait_for_all_acked(Duration(seconds=10))
     time.sleep(0.3)
     if args.manifest:
         with open(args.manifest, "w") as f:
