@@ -23,6 +23,7 @@ from deal_ros.losses import (
     reliable_dice_loss,
     rgb_to_lab,
 )
+from deal_ros.losses.depth_consistency import consistent_pairs, slope_similarity
 
 OFFSETS = [(u * 2, v * 2) for u in (-1, 0, 1) for v in (-1, 0, 1) if (u, v) != (0, 0)]
 
@@ -142,6 +143,59 @@ def test_depth_consistency_loss_matches_reference_and_skips_invalid():
     assert scaled == pytest.approx(got, rel=1e-10)
 
 
+def test_depth_consistency_with_slopes_matches_reference():
+    logits, boxes, g = random_instances(seed=6)
+    depth = 1.0 + torch.rand((3, 1, 9, 11), generator=g, dtype=torch.float64) * 0.05
+    depth[0, 0, 3, 3] = 0.0  # a hole: no slope there nor at its 4 neighbours
+
+    def slope(d, p):
+        r, c = p
+        h, w = d.shape[-2:]
+        if not (0 < r < h - 1 and 0 < c < w - 1):
+            return None
+        around = [d[0, r, c], d[0, r, c - 1], d[0, r, c + 1], d[0, r - 1, c], d[0, r + 1, c]]
+        if min(float(v) for v in around) <= 0:
+            return None
+        return (
+            float(d[0, r, c + 1] - d[0, r, c - 1]) / 2,
+            float(d[0, r + 1, c] - d[0, r - 1, c]) / 2,
+        )
+
+    def like(d, p, q):
+        a, b = float(d[0, p[0], p[1]]), float(d[0, q[0], q[1]])
+        ga, gb = slope(d, p), slope(d, q)
+        if a <= 0 or b <= 0 or ga is None or gb is None:
+            return False
+        s_g = math.exp(-(abs(ga[0] - gb[0]) + abs(ga[1] - gb[1])) / 0.02)
+        return math.exp(-abs(a - b) / 0.1) > 0.5 and s_g > 0.5
+
+    expect = ref_pairwise(logits, depth, boxes, like, 1)
+    got = depth_consistency_loss(logits, depth, boxes, 0.5, 0.1, slope_scale=0.02).item()
+    assert got == pytest.approx(expect, rel=1e-10)
+
+
+def test_slopes_split_a_face_from_the_table_it_stands_on():
+    """A vertical face (constant depth) meeting a table whose depth grows up the image: at the
+    contact row both have the same depth, so S_d joins them; their slopes differ (S_g)."""
+    h, w = 12, 12
+    rows = torch.arange(h, dtype=torch.float64)[:, None].expand(h, w)
+    table = 2.0 - 0.02 * rows  # farther up the image
+    depth = table.clone()
+    depth[:8, 4:8] = table[8, 0]  # the face stands on row 8, where it meets the table
+    depth = depth[None, None]
+    up = OFFSETS.index((-2, 0))  # the neighbour two rows up
+    across = OFFSETS.index((0, -2))  # two columns left
+    _, plain = consistent_pairs(depth, 0.5, 0.1)
+    _, both = consistent_pairs(depth, 0.5, 0.1, slope_scale=0.01)
+    # face cell (6, 4), its left neighbour (6, 2) is table at a nearby depth
+    assert bool(plain[0, across, 6, 4]) and not bool(both[0, across, 6, 4])
+    # inside the face, and on the slanted table: still consistent
+    assert bool(both[0, up, 6, 5]) and bool(both[0, up, 10, 1])
+    assert slope_similarity(depth, slope_scale=0.01)[0, up, 10, 1].item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="slope_scale"):
+        slope_similarity(depth, slope_scale=0.0)
+
+
 def test_pairwise_gradcheck_and_boxinst_warmup():
     logits, boxes, g = random_instances(n=2, h=6, w=7, seed=4)
     rgb = torch.rand((1, 3, 6, 7), generator=g, dtype=torch.float64)
@@ -158,15 +212,13 @@ def test_pairwise_gradcheck_and_boxinst_warmup():
 
     assert torch.autograd.gradcheck(f, (logits,), fast_mode=True)
     assert [linear_warmup(s, 10000) for s in (0, 2500, 10000, 20000)] == [0.0, 0.25, 1.0, 1.0]
-    module = BoxInstLoss()
+    module = BoxInstLoss(depth_start=2000, projection_weight=2.0)
     at0 = module(logits, boxes, rgb, step=0, depth=depth)
-    assert at0["loss"].item() == pytest.approx(
-        (at0["projection"] + at0["depth_consistency"]).item(), rel=1e-12
-    )
-    at5k = module(logits, boxes, rgb, step=5000)
-    assert at5k["loss"].item() == pytest.approx(
-        (at5k["projection"] + 0.5 * at5k["pairwise"]).item(), rel=1e-12
-    )
+    assert at0["depth_consistency"].item() > 0  # computed, but both ramps are still at 0
+    assert at0["loss"].item() == pytest.approx(2 * at0["projection"].item(), rel=1e-12)
+    at5k = module(logits, boxes, rgb, step=5000, depth=depth)  # ramps 0.5 and 0.3
+    expect = 2 * at5k["projection"] + 0.5 * at5k["pairwise"] + 0.3 * at5k["depth_consistency"]
+    assert at5k["loss"].item() == pytest.approx(expect.item(), rel=1e-12)
 
 
 def test_dice_and_reliable_dice():

@@ -12,6 +12,8 @@ examples:
       depth_topic=/cam/depth labels=labels.yaml
   deal train --config seg pseudo=runs/mug-001/pseudo loss=lovasz
   deal train --config scene train.max_steps=200                # the generated benchmark
+  deal train --config box data=coco:./train.json depth=./depth    # boxes -> instance masks
+  deal train --config box data=./episodes_with_boxes val=coco:./val.json
   deal train resume=runs/mug-001                               # continue an interrupted run
   deal train resume=true                        # the newest cam run (a box run when newer)
   torchrun --nproc-per-node 4 -m deal_ros.cli train --config onboarding data=./episodes

@@ -25,13 +25,8 @@ import torch
 
 from deal_ros.instance.config import BoxLossConfig
 from deal_ros.instance.targets import Targets
-from deal_ros.losses import (
-    depth_consistency_loss,
-    linear_warmup,
-    pairwise_color_loss,
-    projection_loss,
-    reliable_dice_loss,
-)
+from deal_ros.losses import reliable_dice_loss
+from deal_ros.losses.boxinst import boxinst_terms
 from deal_ros.losses.fcos import centerness_loss, giou_loss, sigmoid_focal_loss
 
 
@@ -88,23 +83,28 @@ def mask_losses(
     """BoxInst + depth terms for N instance masks (N,1,h,w) against their box masks (N,1,h,w),
     L*a*b* (N,3,h,w), normalised depth (N,1,h,w) and the depth target (target, valid)."""
     zero = mask_logits.sum() * 0.0
-    proj = projection_loss(torch.sigmoid(mask_logits), boxes)
-    pair = pairwise_color_loss(mask_logits, lab, boxes, cfg.color_threshold)
-    cons = zero
-    if depth is not None and cfg.depth_consistency_weight > 0:
-        cons = depth_consistency_loss(mask_logits, depth, boxes, cfg.depth_tau, cfg.depth_scale)
+    terms = boxinst_terms(
+        mask_logits,
+        boxes,
+        lab,
+        step,
+        depth if cfg.depth_consistency_weight > 0 else None,
+        projection_weight=cfg.projection_weight,
+        pairwise_weight=cfg.pairwise_weight,
+        color_threshold=cfg.color_threshold,
+        warmup_iters=cfg.pairwise_warmup,
+        depth_weight=cfg.depth_consistency_weight,
+        depth_tau=cfg.depth_tau,
+        depth_scale=cfg.depth_scale,
+        slope_scale=cfg.depth_slope_scale,
+        depth_start=cfg.depth_consistency_start,
+    )
+    proj, pair, cons = terms["projection"], terms["pairwise"], terms["depth_consistency"]
     dloss = zero
     if depth_pred is not None and depth_target is not None and cfg.depth_weight > 0:
         target, valid = depth_target
         dloss = depth_loss(depth_pred, target, boxes * valid.to(boxes.dtype))
-    ramp = linear_warmup(step, cfg.pairwise_warmup)
-    ramp_d = linear_warmup(step - cfg.depth_consistency_start, cfg.pairwise_warmup)
-    total = (
-        cfg.projection_weight * proj
-        + ramp * cfg.pairwise_weight * pair
-        + ramp_d * cfg.depth_consistency_weight * cons
-        + cfg.depth_weight * dloss
-    )
+    total = terms["loss"] + cfg.depth_weight * dloss
     return {"proj": proj, "pair": pair, "cons": cons, "depth": dloss, "mask_total": total}
 
 

@@ -94,55 +94,90 @@ def pairwise_color_loss(
     return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
 
 
-class BoxInstLoss(nn.Module):
-    """L = L_proj + warmup(step) * pairwise_weight * L_pair (+ depth terms, see below).
+def boxinst_terms(
+    mask_logits: torch.Tensor,
+    box_masks: torch.Tensor,
+    lab: torch.Tensor,
+    step: int = 0,
+    depth: torch.Tensor | None = None,
+    *,
+    projection_weight: float = 1.0,
+    pairwise_weight: float = 1.0,
+    color_threshold: float = 0.3,
+    warmup_iters: int = 10000,
+    depth_weight: float = 1.0,
+    depth_tau: float = 0.5,
+    depth_scale: float = 1.0,
+    slope_scale: float = 0.0,
+    depth_start: int = 0,
+    kernel_size: int = 3,
+    dilation: int = 2,
+) -> dict[str, torch.Tensor]:
+    """The mask terms of box supervision on L*a*b* ``lab`` (N or 1,3,H,W):
 
-    ``forward(mask_logits (N,1,H,W), box_masks (N,1,H,W), rgb (N or 1,3,H,W) in [0,1],
-    step=0, depth=None)`` -> dict with "projection", "pairwise", "depth_consistency" and
-    "loss". With ``depth`` (N or 1,1,H,W) and ``depth_weight`` > 0 the depth consistency loss
-    of Yu, Yan et al. is added (not warmed up: our choice, the paper does not say).
+        L = w_proj L_proj + ramp(step) w_pair L_pair + ramp(step - depth_start) w_depth L_cons
+
+    with ramp(t) = min(max(t, 0) / warmup_iters, 1). L_cons (depth_consistency.py) is added
+    when ``depth`` (N or 1,1,H,W) is given and ``depth_weight`` > 0. Ramping L_cons like
+    L_pair, optionally from a later step, is our choice (the paper is silent): at full weight
+    before the masks have formed it drives them to the all-background minimum, where the
+    pairwise and consistency terms vanish and the projection term's gradient dies in the
+    saturated sigmoid. Returns "projection", "pairwise", "depth_consistency" and "loss".
     """
+    from .depth_consistency import depth_consistency_loss
+
+    proj = projection_loss(torch.sigmoid(mask_logits), box_masks)
+    pair = pairwise_color_loss(mask_logits, lab, box_masks, color_threshold, kernel_size, dilation)
+    total = projection_weight * proj + linear_warmup(step, warmup_iters) * pairwise_weight * pair
+    cons = mask_logits.sum() * 0.0
+    if depth is not None and depth_weight > 0:
+        cons = depth_consistency_loss(
+            mask_logits,
+            depth,
+            box_masks,
+            depth_tau,
+            depth_scale,
+            kernel_size,
+            dilation,
+            slope_scale=slope_scale,
+        )
+        total = total + linear_warmup(step - depth_start, warmup_iters) * depth_weight * cons
+    return {"projection": proj, "pairwise": pair, "depth_consistency": cons, "loss": total}
+
+
+class BoxInstLoss(nn.Module):
+    """``boxinst_terms`` as a module: ``forward(mask_logits (N,1,H,W), box_masks (N,1,H,W),
+    rgb (N or 1,3,H,W) in [0,1], step=0, depth=None)`` -> dict with "projection",
+    "pairwise", "depth_consistency" and "loss" (the RGB goes to L*a*b* here)."""
 
     def __init__(
         self,
         pairwise_weight: float = 1.0,
         color_threshold: float = 0.3,
         warmup_iters: int = 10000,
+        projection_weight: float = 1.0,
         kernel_size: int = 3,
         dilation: int = 2,
         depth_weight: float = 1.0,
         depth_tau: float = 0.5,
         depth_scale: float = 1.0,
+        slope_scale: float = 0.0,
+        depth_start: int = 0,
     ) -> None:
         super().__init__()
-        self.pairwise_weight, self.color_threshold = float(pairwise_weight), color_threshold
-        self.warmup_iters, self.kernel_size, self.dilation = warmup_iters, kernel_size, dilation
-        self.depth_weight, self.depth_tau = float(depth_weight), float(depth_tau)
-        self.depth_scale = float(depth_scale)
+        self.options = {
+            "projection_weight": float(projection_weight),
+            "pairwise_weight": float(pairwise_weight),
+            "color_threshold": float(color_threshold),
+            "warmup_iters": int(warmup_iters),
+            "kernel_size": kernel_size,
+            "dilation": dilation,
+            "depth_weight": float(depth_weight),
+            "depth_tau": float(depth_tau),
+            "depth_scale": float(depth_scale),
+            "slope_scale": float(slope_scale),
+            "depth_start": int(depth_start),
+        }
 
     def forward(self, mask_logits, box_masks, rgb, step: int = 0, depth=None) -> dict:
-        from .depth_consistency import depth_consistency_loss
-
-        proj = projection_loss(torch.sigmoid(mask_logits), box_masks)
-        pair = pairwise_color_loss(
-            mask_logits,
-            rgb_to_lab(rgb),
-            box_masks,
-            self.color_threshold,
-            self.kernel_size,
-            self.dilation,
-        )
-        total = proj + linear_warmup(step, self.warmup_iters) * self.pairwise_weight * pair
-        cons = mask_logits.sum() * 0.0
-        if depth is not None and self.depth_weight > 0:
-            cons = depth_consistency_loss(
-                mask_logits,
-                depth,
-                box_masks,
-                tau=self.depth_tau,
-                depth_scale=self.depth_scale,
-                kernel_size=self.kernel_size,
-                dilation=self.dilation,
-            )
-            total = total + self.depth_weight * cons
-        return {"projection": proj, "pairwise": pair, "depth_consistency": cons, "loss": total}
+        return boxinst_terms(mask_logits, box_masks, rgb_to_lab(rgb), step, depth, **self.options)
