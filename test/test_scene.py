@@ -157,3 +157,17 @@ def test_overview_grid_and_argument_errors(scenes):
     )
     with pytest.raises(ValueError, match="difficulty 'brutal'"):
         SceneGenerator(difficulty="brutal")
+
+
+def test_zoom_is_a_longer_lens_with_bigger_objects_and_default_one():
+    plain = SceneGenerator(size=SIZE, seed=5)
+    close = SceneGenerator(size=SIZE, seed=5, zoom=2.5)
+    assert plain.zoom == 1.0 and plain.sample(0).K[0, 0] == pytest.approx(0.8 * SIZE[1])
+    assert close.sample(0).K[0, 0] == pytest.approx(2.5 * 0.8 * SIZE[1])
+
+    def cover(g):
+        return np.mean([((s.mask > 0) & (s.mask != 255)).mean() for s in map(g.sample, range(6))])
+
+    assert cover(close) > 2.5 * cover(plain)
+    with pytest.raises(ValueError, match="zoom"):
+        SceneGenerator(size=SIZE, zoom=0.0)

@@ -4,7 +4,8 @@
 :class:`~deal_ros.data.scene.SceneGenerator`; scene ``i`` is the same for the same seed, in
 any order, in any process. ``classes=`` are the generator's classes (object kinds, or any
 names with ``shapes={name: kind}``); ``difficulty``, ``min_objects``, ``max_objects``,
-``clutter_objects``, ``ignore_edges`` pass through. Depth is the simulated RealSense depth
+``clutter_objects``, ``ignore_edges``, ``zoom`` (focal length multiplier, a close-up camera)
+pass through. Depth is the simulated RealSense depth
 (metres, 0 = hole); masks and boxes are exact.
 """
 
@@ -26,6 +27,13 @@ def _as_int(value: Any, what: str) -> int:
     return as_int(value, f"scene: {what}")
 
 
+def _as_float(value: Any, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DatasetError(f"scene: {what}={value!r} is not a number") from None
+
+
 class SceneDataset(IndexedDataset):
     """``n`` generated scenes as :class:`Sample` (see the module docstring)."""
 
@@ -43,6 +51,7 @@ class SceneDataset(IndexedDataset):
         clutter_objects: int | str = 0,
         ignore_edges: int | str = 0,
         shapes: dict[str, str] | None = None,
+        zoom: float | str = 1.0,
     ) -> None:
         self.n = _as_int(n, "n")
         if self.n < 1:
@@ -61,13 +70,15 @@ class SceneDataset(IndexedDataset):
                 clutter_objects=_as_int(clutter_objects, "clutter_objects"),
                 ignore_edges=_as_int(ignore_edges, "ignore_edges"),
                 shapes=shapes,
+                zoom=_as_float(zoom, "zoom"),
                 **kwargs,
             )
         except ValueError as exc:
             raise DatasetError(f"scene: {exc}") from None
         self.classes = tuple(self.generator.classes)
         h, w = self.generator.size
-        self.source = f"scene:n={self.n},seed={self.seed},size={h}x{w}"
+        zoom_text = f",zoom={self.generator.zoom:g}" if self.generator.zoom != 1.0 else ""
+        self.source = f"scene:n={self.n},seed={self.seed},size={h}x{w}{zoom_text}"
 
     def __len__(self) -> int:
         return self.n
