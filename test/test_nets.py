@@ -169,6 +169,18 @@ def test_normalise_cams_is_relu_over_max():
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
 
 
+def test_cam_net_classifier_starts_with_xavier_weights_and_moderate_logits():
+    """Xavier-uniform init (bound sqrt(6 / (C + K))): logits stay of order 1, not +-30."""
+    torch.manual_seed(0)
+    net = CAMNet("mobilenet_v2", num_classes=3, output_stride=16).eval()
+    w = net.classifier.weight
+    bound = (6.0 / (w.shape[1] + w.shape[0])) ** 0.5
+    assert float(w.abs().max()) <= bound and float(w.std()) > 0.5 * bound / 3**0.5
+    with torch.no_grad():
+        logits = net(torch.rand(2, 3, 64, 64))["logits"]
+    assert float(logits.abs().max()) < 5.0
+
+
 def test_cam_net_trains_classifier_and_backbone():
     net = CAMNet("efficientnet_lite0", num_classes=2, output_stride=16)
     out = net(torch.rand(2, 3, 32, 32))

@@ -91,11 +91,7 @@ class CAMObjective:
 
 def cam_stage(cfg: TrainConfig, items: TrainItems, num_classes: int) -> Stage:
     seed_everything(cfg.seed)  # identical initial weights on every rank and every run
-    net = build_cam_net(cfg.model, num_classes)
-    # Our choice: Xavier init of the 1x1 classifier. CAMNet's Kaiming fan-out init gives
-    # std sqrt(2 / K) (0.8 for K = 3), i.e. image logits around +-30 on ImageNet features and
-    # a first cls loss of ~30; Xavier keeps them near +-1.
-    nn.init.xavier_uniform_(net.classifier.weight)
+    net = build_cam_net(cfg.model, num_classes)  # classifier: Xavier init (see CAMNet)
     groups = [
         {"params": list(net.backbone.parameters()), "lr_mult": 1.0},
         {"params": list(net.classifier.parameters()), "lr_mult": cfg.optim.head_lr_mult},
