@@ -64,7 +64,9 @@ class SceneCameraNode(Node):
             size=(p["height"], p["width"]),
             seed=p["seed"],
             difficulty=p["difficulty"],
+            zoom=p["zoom"],
         )
+        self.rooms = p["rooms"]
         self.frame_id = p["frame_id"]
         self.gt_dir = Path(p["gt_dir"]) if p["gt_dir"] else None
         self._gt_log = None
@@ -119,6 +121,12 @@ class SceneCameraNode(Node):
             "seed": (0, "scene generator seed", ro),
             "episode_seed": (0, "seed of the takes (the room they are shown in)", ro),
             "difficulty": ("medium", "scene difficulty: easy | medium | hard", ro),
+            "zoom": (
+                1.0,
+                "focal length multiplier (close-up camera)",
+                {**ro, "value_range": (0.25, 10.0)},
+            ),
+            "rooms": (1, "rooms each take is split over", {**ro, "value_range": (1, 1000)}),
             "frame_id": ("camera_color_optical_frame", "header frame_id", ro),
             "gt_dir": ("", "folder for ground truth (stamps.jsonl + masks); '' = none", ro),
             "show": ("", "class whose take is streamed ('' = none)", {}),
@@ -144,7 +152,7 @@ class SceneCameraNode(Node):
     def _render_all(self, frames: int, seed: int) -> None:
         try:
             for name in self.classes:
-                take = render_take(self.generator, name, frames, seed)
+                take = render_take(self.generator, name, frames, seed, self.rooms)
                 if self.gt_dir is not None:
                     save_take_masks(self.gt_dir, take)
                 with self._lock:

@@ -273,7 +273,7 @@ class DemoRun:
 
     def _eval(self) -> str:
         s = self.s
-        spec = f"scene:n={s.heldout},seed={s.heldout_seed},size={s.size_text}"
+        spec = s.heldout_spec
         out = self.work / "eval.json"
         self._deal(
             "eval",

@@ -41,6 +41,8 @@ def camera_command(s: DemoSettings, gt_dir: Path) -> list[str]:
                 "frames": s.frames,
                 "seed": s.seed,
                 "episode_seed": s.seed,
+                "zoom": float(s.zoom),
+                "rooms": s.rooms,
                 "gt_dir": str(gt_dir),
             }
         ),

@@ -48,12 +48,13 @@ def score_heldout(
     seed: int,
     size: tuple[int, int],
     sheet_rows: int = 4,
+    zoom: float = 1.0,
 ) -> tuple[dict[str, Any], list[list[np.ndarray]]]:
-    """Mask mIoU of ``runtime`` on ``n`` held-out scenes (``scene:n=..,seed=..,size=..`` with
-    the bundle's classes), the mIoU of an all-background prediction on them (what a score must
+    """Mask mIoU of ``runtime`` on ``n`` held-out scenes (``scene:n=..,seed=..,size=..,zoom=..``
+    with the bundle's classes), the mIoU of an all-background prediction on them (what a score must
     beat), and rows ``image | ground truth | prediction`` for a contact sheet."""
     b = runtime.bundle
-    gen = SceneGenerator(classes=b.classes, size=size, seed=seed)
+    gen = SceneGenerator(classes=b.classes, size=size, seed=seed, zoom=zoom)
     metrics = SegMetrics(b.num_classes + 1, class_names=b.class_names)
     background = SegMetrics(b.num_classes + 1)
     rows = []

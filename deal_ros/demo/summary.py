@@ -40,6 +40,8 @@ def _settings(run: DemoRun) -> dict[str, Any]:
         "camera_size": s.size_text,
         "input_size": f"{s.input_size[0]}x{s.input_size[1]}",
         "rate_hz": s.rate_hz,
+        "zoom": s.zoom,
+        "rooms": s.rooms,
         "heldout_scenes": s.heldout,
         "heldout_seed": s.heldout_seed,
         "seed": s.seed,
@@ -49,7 +51,7 @@ def _settings(run: DemoRun) -> dict[str, Any]:
 
 def _heldout(run: DemoRun, runtime: Any) -> tuple[dict[str, Any], list]:
     s = run.s
-    scores, rows = score_heldout(runtime, s.heldout, s.heldout_seed, s.camera_size)
+    scores, rows = score_heldout(runtime, s.heldout, s.heldout_seed, s.camera_size, zoom=s.zoom)
     ev = run.metrics.get("eval", {})
     out = {
         "images": scores["images"],

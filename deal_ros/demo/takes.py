@@ -1,9 +1,11 @@
 """Onboarding "takes" of the demo camera and their ground truth (numpy only, no ROS).
 
-A take is the frames the camera shows for one class: ``SceneGenerator.frames(class, n, seed)``
-rendered once (RGB, depth in millimetres as a RealSense sends it, and the exact class mask).
-Every take uses the same ``seed``, so every object is shown in the same room, like objects
-shown one after another on the robot's own table (the room never tells the classes apart).
+A take is the frames the camera shows for one class: ``SceneGenerator.frames(class, m, seed + r)``
+for ``r`` in ``range(rooms)`` (``n`` frames split into ``rooms`` runs of ``m``), rendered once
+(RGB, depth in millimetres as a RealSense sends it, and the exact class mask). Every take uses
+the same seeds, so every object is shown in the same rooms, like objects shown one after
+another on the same few tables (the room never tells the classes apart); more than one room
+lets the CAMs learn the object rather than one room's look.
 
 The camera writes, into its ground-truth folder, ``<class>.npz`` (the take's masks, class ids
 of the camera's class list) and ``stamps.jsonl`` (one line per published frame:
@@ -24,7 +26,7 @@ from deal_ros.core.depth import metres_to_16uc1
 from deal_ros.data.scene import SceneGenerator
 from deal_ros.errors import DealError
 
-__all__ = ["GroundTruth", "Take", "pingpong", "render_take", "save_take_masks"]
+__all__ = ["GroundTruth", "Take", "pingpong", "render_take", "room_frames", "save_take_masks"]
 
 STAMPS_FILE = "stamps.jsonl"
 
@@ -44,22 +46,32 @@ class Take:
         return len(self.rgb)
 
 
-def render_take(gen: SceneGenerator, class_name: str, n: int, seed: int) -> Take:
-    """Render the take of ``class_name`` (``n`` frames, episode ``seed``)."""
+def room_frames(n: int, rooms: int) -> list[int]:
+    """Frames per room when ``n`` frames are split over ``rooms`` rooms (first rooms get more)."""
+    rooms = max(1, min(rooms, n))
+    return [n // rooms + (r < n % rooms) for r in range(rooms)]
+
+
+def render_take(gen: SceneGenerator, class_name: str, n: int, seed: int, rooms: int = 1) -> Take:
+    """Render the take of ``class_name``: ``n`` frames over ``rooms`` rooms (episode seeds
+    ``seed``, ``seed + 1``, ..)."""
     if n < 1:
         raise DealError(f"demo camera: frames must be >= 1, got {n}")
+    if rooms < 1:
+        raise DealError(f"demo camera: rooms must be >= 1, got {rooms}")
     rgb, depth, mask, K = [], [], [], None
-    for scene in gen.frames(class_name, n, seed=seed):
-        rgb.append(scene.rgb)
-        depth.append(metres_to_16uc1(scene.depth, scene.depth > 0))
-        mask.append(scene.mask)
-        K = scene.K
+    for r, m in enumerate(room_frames(n, rooms)):
+        for scene in gen.frames(class_name, m, seed=seed + r):
+            rgb.append(scene.rgb)
+            depth.append(metres_to_16uc1(scene.depth, scene.depth > 0))
+            mask.append(scene.mask)
+            K = scene.K
     return Take(class_name, np.stack(rgb), np.stack(depth), np.stack(mask), np.asarray(K))
 
 
 def pingpong(i: int, n: int) -> int:
     """Frame index of the ``i``-th publication of an ``n``-frame take played back and forth
-    (0, 1, .., n-1, n-2, .., 1, 0, 1, ..): the object never jumps."""
+    (0, 1, .., n-1, n-2, .., 1, 0, 1, ..): the object never jumps within a room."""
     if n <= 1:
         return 0
     period = 2 * n - 2
