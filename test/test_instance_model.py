@@ -139,6 +139,42 @@ def test_nms_is_class_aware_and_greedy():
     assert nms(boxes[:0], scores[:0], classes[:0], 0.5).numel() == 0
 
 
+def _torch_nms(boxes, scores, classes, threshold):
+    """The torch NMS this project had before the numpy one (the reference behaviour)."""
+    order = torch.argsort(scores, descending=True)
+    b, c = boxes[order], classes[order]
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp_min(0).prod(-1)
+    area = (b[:, 2:] - b[:, :2]).clamp_min(0).prod(-1)
+    iou = inter / (area[:, None] + area[None, :] - inter).clamp_min(1e-9)
+    over = ((iou > threshold) & (c[:, None] == c[None, :])).numpy()
+    alive, keep = np.ones(len(order), bool), []
+    for i in range(len(order)):
+        if alive[i]:
+            keep.append(i)
+            alive &= ~over[i]
+    return order[torch.as_tensor(keep, dtype=torch.long)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nms_numpy_matches_the_previous_torch_nms(seed):
+    from deal_ros.core.boxes import nms as nms_numpy
+
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(300, 2, generator=g) * 200
+    wh = torch.rand(300, 2, generator=g) * 60 + 1
+    boxes = torch.cat([xy, xy + wh], 1)
+    scores = torch.rand(300, generator=g)  # distinct: the order is the same in both
+    classes = torch.randint(0, 3, (300,), generator=g)
+    for thr in (0.3, 0.6):
+        ref = _torch_nms(boxes, scores, classes, thr)
+        assert 20 < len(ref) < 300  # suppression happens and something survives
+        assert nms(boxes, scores, classes, thr).tolist() == ref.tolist()
+        got = nms_numpy(boxes.numpy(), scores.numpy(), classes.numpy(), thr)
+        assert got.dtype == np.int64 and got.tolist() == ref.tolist()
+
+
 def test_condinst_outputs_and_predict():
     torch.manual_seed(0)
     model = CondInst(3, TINY).eval()
@@ -193,13 +229,17 @@ def test_onnx_export_matches_torch(tmp_path):
     with torch.no_grad():
         ref = CondInstExport(model, 12)(x)
         dense = model(x)
-        # the exported masks are the model's own, at its top-k locations
-        best = torch.sqrt(torch.sigmoid(dense.logits).amax(2) * torch.sigmoid(dense.ctr))
-        loc = best.topk(12, dim=1).indices
-        logits, _ = model.masks(dense, loc[1], torch.ones(12, dtype=torch.long))
+        # the exported masks are the model's own, at its top-k (location, class) pairs
+        prob = torch.sigmoid(dense.logits[1])
+        pair = torch.sqrt(prob * torch.sigmoid(dense.ctr[1])[:, None]).flatten()
+        flat = pair.topk(12).indices
+        loc, cls = flat // 3, flat % 3
+        logits, _ = model.masks(dense, loc, torch.ones(12, dtype=torch.long))
     names = [o.name for o in sess.get_outputs()]
-    assert names == ["scores", "classes", "boxes", "masks"]
+    assert names == ["scores", "classes", "boxes", "masks", "class_probs"]
     assert got[3].shape == (2, 12, 16, 24) and got[1].dtype == np.int64
     for r, g in zip(ref, got):
         np.testing.assert_allclose(r.numpy(), g, atol=1e-5)
+    np.testing.assert_array_equal(got[1][1], (cls + 1).numpy())
+    np.testing.assert_allclose(got[4][1], prob[loc, cls].numpy(), atol=1e-6)
     np.testing.assert_allclose(torch.sigmoid(logits[:, 0]).numpy(), got[3][1], atol=1e-5)

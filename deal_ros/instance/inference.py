@@ -3,15 +3,17 @@
 Per image: locations whose class probability exceeds ``score_threshold`` (at most
 ``pre_nms_topk``, highest first) become candidates with score sqrt(p_cls * p_ctr) (FCOS's
 test-time score); boxes (x - l, y - t, x + r, y + b) clipped to the image; class-aware NMS at
-``nms_threshold``; the best ``max_detections`` are kept. Plain torch (no torchvision).
+``nms_threshold`` (numpy, ``deal_ros.core.boxes``); the best ``max_detections`` are kept.
+No torchvision.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+
+from deal_ros.core import boxes as boxes_np
 
 
 @dataclass
@@ -31,32 +33,23 @@ def decode_boxes(locations: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
 
 
 def box_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU (n, m) of x0, y0, x1, y1 boxes."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp_min(0).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).clamp_min(0).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).clamp_min(0).prod(-1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp_min(1e-9)
+    """IoU (n, m) of x0, y0, x1, y1 boxes (``deal_ros.core.boxes.box_iou_matrix``)."""
+    iou = boxes_np.box_iou_matrix(a.detach().cpu().numpy(), b.detach().cpu().numpy())
+    return torch.from_numpy(iou).to(device=a.device, dtype=a.dtype)
 
 
 def nms(
     boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, threshold: float
 ) -> torch.Tensor:
-    """Greedy class-aware NMS; returns the kept indices, best score first."""
-    if boxes.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    order = torch.argsort(scores, descending=True)
-    b, c = boxes[order], classes[order]
-    over = (box_iou_matrix(b, b) > threshold) & (c[:, None] == c[None, :])
-    over = over.cpu().numpy()
-    alive = np.ones(len(order), bool)
-    keep = []
-    for i in range(len(order)):
-        if alive[i]:
-            keep.append(i)
-            alive &= ~over[i]
-    return order[torch.as_tensor(keep, dtype=torch.long, device=boxes.device)]
+    """Greedy class-aware NMS; returns the kept indices, best score first (the numpy
+    ``deal_ros.core.boxes.nms``: one implementation for torch decoding and the ONNX runtime)."""
+    keep = boxes_np.nms(
+        boxes.detach().cpu().numpy(),
+        scores.detach().cpu().numpy(),
+        classes.detach().cpu().numpy(),
+        threshold,
+    )
+    return torch.from_numpy(keep).to(boxes.device)
 
 
 def select(

@@ -1,0 +1,50 @@
+"""Axis-aligned boxes in numpy: pairwise IoU and greedy class-aware NMS (no torch, no ROS).
+
+One implementation for training-side decoding (``deal_ros.instance.inference.nms`` wraps it)
+and for the ONNX runtime (``deal_ros.infer.instances``). Boxes are (n, 4) x0, y0, x1, y1 with
+exclusive x1, y1 (area = (x1 - x0) * (y1 - y0)).
+
+    IoU(a, b) = |a ∩ b| / max(|a| + |b| - |a ∩ b|, 1e-9)
+
+Greedy NMS: visit the boxes best score first (ties keep the input order); a box is kept when no
+kept box of the same class overlaps it with IoU > ``threshold``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["box_iou_matrix", "nms"]
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU (n, m) of boxes ``a`` (n, 4) and ``b`` (m, 4); computed in the inputs' float type."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    dtype = np.result_type(a.dtype, b.dtype, np.float32)
+    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return inter / np.maximum(union, dtype.type(1e-9))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy class-aware NMS (module docstring): kept indices (int64), best score first."""
+    scores = np.asarray(scores)
+    if scores.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    b = np.asarray(boxes)[order]
+    c = np.asarray(classes)[order]
+    over = (box_iou_matrix(b, b) > threshold) & (c[:, None] == c[None, :])
+    alive = np.ones(len(order), bool)
+    keep = []
+    for i in range(len(order)):
+        if alive[i]:
+            keep.append(i)
+            alive &= ~over[i]
+    return order[np.asarray(keep, dtype=np.int64)].astype(np.int64)
