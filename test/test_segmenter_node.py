@@ -209,6 +209,26 @@ def test_starting_with_a_corrupt_model_reports_and_recovers(harness_factory, tmp
     h.send_and_wait(rgb, 2)
 
 
+def test_an_instance_bundle_is_refused_in_one_line_and_the_node_keeps_running(harness_factory):
+    from instance_fixtures import box_bundle
+
+    instance = str(box_bundle().path)
+    h = harness_factory(model=instance, stats_period=0.2)
+    assert h.node.runtime is None
+    err = h.node.model_error
+    assert "\n" not in err and instance in err and "instance bundle" in err and "semantic" in err
+    rgb = scene_images(1, SIZE, seed=16)[0]
+    h.send(rgb, 1)
+    assert h.spin_until(lambda: h.node.errors["no_model"] >= 1)
+    assert h.node.errors["failed"] == 0 and not h.got["segmentation"]
+    ok = h.node.set_parameters([Parameter("model", value=str(cam_bundle().path))])[0]
+    assert ok.successful
+    h.send_and_wait(rgb, 2)
+    swap = h.node.set_parameters([Parameter("model", value=instance)])[0]
+    assert not swap.successful and "instance bundle" in swap.reason
+    h.send_and_wait(rgb, 3)  # the semantic model is kept
+
+
 def test_depth_gate_and_output_switches(harness_factory):
     h = harness_factory(
         model=str(cam_bundle().path), use_depth=True, cam_threshold=0.0, score_threshold=0.0,

@@ -3,6 +3,8 @@
 The same runtime as the segmenter node (ONNX Runtime, no torch). Inputs: an episode or a
 folder of episodes, ``bag:PATH`` (or a bag folder / .mcap file), an image folder, one image,
 or any dataset spec (``scene:n=10``). Writes overlay / mask / CAM PNGs and results.jsonl.
+An instance bundle (``deal export`` of a box run) writes instance overlays, instance-id masks
+and per-frame instances (class, score, box) in results.jsonl.
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ KEYS: dict[str, Key] = {
                      str, "auto"),
     "fp16": Key("TensorRT fp16", parse_bool, False),
     "threads": Key("ONNX Runtime intra-op threads (0: its default)", int, 0),
-    "save": Key("what to write: overlay,mask,cam (+ cloud: PLY, needs depth)", _save,
-                "overlay,mask,cam"),
+    "save": Key("what to write: overlay,mask,cam (+ cloud: PLY, needs depth); default "
+                "overlay,mask,cam (instance bundles: overlay,mask)", _save),
     "every": Key("use every n-th frame", int, 1),
     "limit": Key("at most this many frames (0: all)", int, 0),
     "cam_threshold": Key("background CAM score (default: the bundle's)", float),
-    "score_threshold": Key("class presence score (default: the bundle's)", float),
+    "score_threshold": Key("class presence score; instance bundles: candidate class "
+                           "probability (default: the bundle's)", float),
+    "nms_threshold": Key("instance bundles: NMS IoU (default: the bundle's)", float),
+    "mask_threshold": Key("instance bundles: mask probability (default: the bundle's)", float),
+    "max_detections": Key("instance bundles: instances per frame (default: the bundle's)", int),
     "rgb_topic": Key("bags: the image topic"),
 }  # fmt: skip
 
@@ -46,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("settings", nargs="*", metavar="key=value", help="see below")
     parser.epilog = (
         keys_epilog(KEYS)
-        + "\n\nexample:\n  deal infer model=models/mug input=./episodes/<id> out=./overlays"
+        + "\n\nexamples:\n  deal infer model=models/mug input=./episodes/<id> out=./overlays"
+        + "\n  deal infer model=models/box input=scene:n=3 out=./instances   # instance bundle"
     )
 
 
@@ -64,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         threads=opts["threads"],
         cam_threshold=opts["cam_threshold"],
         score_threshold=opts["score_threshold"],
+        nms_threshold=opts["nms_threshold"],
+        mask_threshold=opts["mask_threshold"],
+        max_detections=opts["max_detections"],
     )
     print(f"model: {runtime.describe()}")
     options = {"rgb_topic": opts["rgb_topic"]} if opts["rgb_topic"] else {}

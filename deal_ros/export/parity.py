@@ -12,16 +12,16 @@ the dynamic batch axis is exercised too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from torch import nn
 
 from deal_ros.errors import DealError
-from deal_ros.export.onnx_export import DeployModule
 
 __all__ = ["ParityReport", "check_parity"]
 
@@ -65,7 +65,7 @@ class ParityReport:
 
 
 def check_parity(
-    module: DeployModule,
+    module: nn.Module,
     onnx_path: str | Path,
     batch: np.ndarray,
     *,
@@ -73,8 +73,13 @@ def check_parity(
     rtol: float = 1e-4,
     input_name: str = "image",
     raise_on_failure: bool = True,
+    align: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]] | None = None,
 ) -> ParityReport:
-    """Run ``batch`` (N, 3, H, W) float32 through torch and ONNX Runtime; compare outputs."""
+    """Run ``batch`` (N, 3, H, W) float32 through torch and ONNX Runtime; compare outputs.
+
+    ``module`` has ``output_names`` (``DeployModule``, ``CondInstExport``). ``align(ref, got)``
+    may reorder ONNX Runtime's outputs to torch's first (top-k rows whose scores tie within
+    float rounding may come out swapped; see ``deal_ros.export.instance_bundle``)."""
     module = module.eval()
     names = module.output_names
     with torch.no_grad():
@@ -83,6 +88,8 @@ def check_parity(
     options.intra_op_num_threads = 1  # a correctness check: deterministic, no spinning threads
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     got = session.run(names, {input_name: batch})
+    if align is not None:
+        got = align(ref, got)
     report = ParityReport(images=int(batch.shape[0]), atol=atol, rtol=rtol)
     for name, r, g in zip(names, ref, got):
         if r.shape != g.shape:

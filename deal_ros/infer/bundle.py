@@ -28,6 +28,12 @@ Every failure is ONE :class:`BundleError` line naming the bundle and what is wro
     palette: [[0, 0, 0], [230, 25, 75], ...]                 # RGB per class id (K+1 rows)
     training: {run: runs/mug-001, backbone: mobilenet_v2, output_stride: 16, ...}
     export: {opset: 17, torch: ..., onnxruntime: ..., parity: {...}}
+
+An instance bundle (``deal export`` of a box run, format 2) says ``task: instance``; its
+outputs are ``scores, classes, boxes, masks, class_probs`` (``deal_ros.instance.export``),
+``instance: {topk, mask_stride}``, ``input.fit`` may be ``pad`` (letterbox, ``pad_value``
+RGB) and ``postprocess`` holds ``score_threshold, nms_threshold, max_detections,
+mask_threshold, overlay_alpha``. A bundle without ``task`` is a semantic one (as before).
 """
 
 from __future__ import annotations
@@ -48,12 +54,15 @@ from deal_ros.errors import DealError
 __all__ = [
     "BUNDLE_FORMAT",
     "ENGINE_DIR",
+    "INSTANCE_OUTPUTS",
     "MODEL_FILE",
     "OUTPUT_NAMES",
     "SPEC_FILE",
+    "TASKS",
     "Bundle",
     "BundleError",
     "InputSpec",
+    "InstanceSpec",
     "PostprocessSpec",
     "default_palette",
     "file_sha256",
@@ -61,12 +70,17 @@ __all__ = [
     "write_spec",
 ]
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # the newest format this deal_ros reads
+SEMANTIC_FORMAT = 1  # semantic bundles are still written as format 1 (older readers take them)
+INSTANCE_FORMAT = 2  # instance bundles: older readers refuse them with "update deal_ros"
 MODEL_FILE = "model.onnx"
 SPEC_FILE = "model.yaml"
 ENGINE_DIR = "engine"
 OUTPUT_NAMES = ("scores", "cams", "seg_logits")
 MASK_SOURCES = ("cams", "seg_logits")
+TASKS = ("semantic", "instance")
+INSTANCE_OUTPUTS = ("scores", "classes", "boxes", "masks", "class_probs")
+FITS = ("resize", "pad")
 
 
 class BundleError(DealError, ValueError):
@@ -84,6 +98,8 @@ class InputSpec:
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     resize: str = "bilinear"
+    fit: str = "resize"  # resize (stretch) | pad (keep the aspect ratio, pad to the size)
+    pad_value: tuple[int, int, int] = (0, 0, 0)  # RGB of the padding (fit: pad)
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,22 @@ class PostprocessSpec:
     cam_threshold: float = 0.26
     score_threshold: float = 0.5
     overlay_alpha: float = 0.5
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Instance post-processing (``deal_ros.infer.instances``): keep the graph's top-``topk``
+    candidates with ``class_probs > score_threshold``, class-aware NMS at ``nms_threshold``,
+    at most ``max_detections``; masks (at ``mask_stride``) upsampled and cut at
+    ``mask_threshold``; overlays tint with ``overlay_alpha``."""
+
+    topk: int
+    mask_stride: int = 4
+    score_threshold: float = 0.05
+    nms_threshold: float = 0.6
+    max_detections: int = 100
+    mask_threshold: float = 0.5
+    overlay_alpha: float = 0.55
 
 
 @dataclass
@@ -115,6 +147,8 @@ class Bundle:
     software: str = ""
     created: str = ""
     graph_normalisation: dict[str, list[float]] | None = None  # informational
+    task: str = "semantic"  # semantic | instance
+    instance: InstanceSpec | None = None  # set for task instance
 
     @property
     def model_path(self) -> Path:
@@ -138,11 +172,16 @@ class Bundle:
     def has_seg(self) -> bool:
         return "seg_logits" in self.outputs
 
+    @property
+    def is_instance(self) -> bool:
+        return self.task == "instance"
+
     def to_yaml_dict(self) -> dict[str, Any]:
         """The ``model.yaml`` content for this bundle."""
         inp = self.input
         data: dict[str, Any] = {
-            "format": BUNDLE_FORMAT,
+            "format": INSTANCE_FORMAT if self.is_instance else SEMANTIC_FORMAT,
+            **({"task": self.task} if self.is_instance else {}),
             "software": self.software,
             "created": self.created,
             "model": MODEL_FILE,
@@ -162,19 +201,50 @@ class Bundle:
                 "std": [float(v) for v in inp.std],
             },
             "outputs": self.outputs,
-            "postprocess": {
-                "mask_source": self.postprocess.mask_source,
-                "cam_threshold": float(self.postprocess.cam_threshold),
-                "score_threshold": float(self.postprocess.score_threshold),
-                "overlay_alpha": float(self.postprocess.overlay_alpha),
-            },
+            "postprocess": self._postprocess_dict(),
             "palette": [list(map(int, row)) for row in self.palette],
             "training": self.training,
             "export": self.export,
         }
+        if inp.fit != "resize":
+            data["input"]["fit"] = inp.fit
+            data["input"]["pad_value"] = [int(v) for v in inp.pad_value]
+        if self.instance is not None:
+            data = _insert_after(
+                data,
+                "outputs",
+                "instance",
+                {"topk": self.instance.topk, "mask_stride": self.instance.mask_stride},
+            )
         if self.graph_normalisation:
             data["input"]["graph_normalisation"] = self.graph_normalisation
         return data
+
+    def _postprocess_dict(self) -> dict[str, Any]:
+        if self.instance is not None:
+            i = self.instance
+            return {
+                "score_threshold": float(i.score_threshold),
+                "nms_threshold": float(i.nms_threshold),
+                "max_detections": int(i.max_detections),
+                "mask_threshold": float(i.mask_threshold),
+                "overlay_alpha": float(i.overlay_alpha),
+            }
+        return {
+            "mask_source": self.postprocess.mask_source,
+            "cam_threshold": float(self.postprocess.cam_threshold),
+            "score_threshold": float(self.postprocess.score_threshold),
+            "overlay_alpha": float(self.postprocess.overlay_alpha),
+        }
+
+
+def _insert_after(data: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out[k] = v
+        if k == after:
+            out[key] = value
+    return out
 
 
 def file_sha256(path: str | Path) -> str:
@@ -300,7 +370,21 @@ def _classes(data: Mapping[str, Any], r: _Reader) -> tuple[str, ...]:
     return tuple(classes)
 
 
-def _input(data: Mapping[str, Any], r: _Reader) -> InputSpec:
+def _fit(sec: Mapping[str, Any], r: _Reader, task: str) -> tuple[str, tuple[int, int, int]]:
+    fit = sec.get("fit", "resize")
+    if fit not in FITS:
+        raise r.fail(f"'input.fit' must be one of {', '.join(FITS)}, got {fit!r}")
+    if fit != "resize" and task != "instance":
+        raise r.fail(f"'input.fit' {fit} is only read for instance bundles (task: instance)")
+    pad = sec.get("pad_value", [0, 0, 0])
+    ok = isinstance(pad, list) and len(pad) == 3
+    if not ok or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255
+                         for v in pad):  # fmt: skip
+        raise r.fail(f"'input.pad_value' must be 3 integers 0..255 (R, G, B), got {pad!r}")
+    return fit, (int(pad[0]), int(pad[1]), int(pad[2]))
+
+
+def _input(data: Mapping[str, Any], r: _Reader, task: str = "semantic") -> InputSpec:
     sec = r.section(data, "input")
     std = r.triple(sec, "std", (1.0, 1.0, 1.0))
     if any(v <= 0 for v in std):
@@ -308,6 +392,7 @@ def _input(data: Mapping[str, Any], r: _Reader) -> InputSpec:
     resize = sec.get("resize", "bilinear")
     if resize not in ("bilinear", "nearest"):
         raise r.fail(f"'input.resize' must be bilinear or nearest, got {resize!r}")
+    fit, pad_value = _fit(sec, r, task)
     return InputSpec(
         height=r.integer(sec, "height"),
         width=r.integer(sec, "width"),
@@ -316,6 +401,46 @@ def _input(data: Mapping[str, Any], r: _Reader) -> InputSpec:
         mean=r.triple(sec, "mean", (0.0, 0.0, 0.0)),
         std=std,
         resize=resize,
+        fit=fit,
+        pad_value=pad_value,
+    )
+
+
+def _task(data: Mapping[str, Any], r: _Reader) -> str:
+    task = data.get("task", "semantic")
+    if task not in TASKS:
+        raise r.fail(f"'task' must be one of {', '.join(TASKS)}, got {task!r}")
+    return task
+
+
+def _instance_outputs(data: Mapping[str, Any], r: _Reader) -> dict[str, dict[str, Any]]:
+    outputs = r.section(data, "outputs")
+    missing = [n for n in INSTANCE_OUTPUTS if n not in outputs]
+    if missing:
+        raise r.fail(
+            f"'outputs' has no {', '.join(repr(n) for n in missing)} (an instance bundle needs "
+            f"{', '.join(INSTANCE_OUTPUTS)})"
+        )
+    unknown = sorted(set(outputs) - set(INSTANCE_OUTPUTS))
+    if unknown:
+        raise r.fail(f"'outputs' has unknown entries {unknown} for task instance")
+    return {k: dict(v) if isinstance(v, Mapping) else {} for k, v in outputs.items()}
+
+
+def _instance(data: Mapping[str, Any], r: _Reader) -> InstanceSpec:
+    sec = r.section(data, "instance")
+    post = r.section(data, "postprocess", required=False)
+    stride = r.integer(sec, "mask_stride")
+    return InstanceSpec(
+        topk=r.integer(sec, "topk"),
+        mask_stride=stride,
+        score_threshold=r.unit(post, "score_threshold", 0.05),
+        nms_threshold=r.unit(post, "nms_threshold", 0.6),
+        max_detections=r.integer(
+            {"max_detections": post.get("max_detections", 100)}, "max_detections"
+        ),
+        mask_threshold=r.unit(post, "mask_threshold", 0.5),
+        overlay_alpha=r.unit(post, "overlay_alpha", 0.55),
     )
 
 
@@ -389,18 +514,28 @@ def read_bundle(path: str | Path, verify_checksum: bool = True) -> Bundle:
     data = _load_yaml(spec_path, where)
     _check_format(data, where)
     r = _Reader(f"{where}: {SPEC_FILE}")
+    task = _task(data, r)
     classes = _classes(data, r)
-    outputs = _outputs(data, r)
+    instance = None
+    if task == "instance":
+        outputs = _instance_outputs(data, r)
+        instance = _instance(data, r)
+        postprocess = PostprocessSpec(
+            score_threshold=instance.score_threshold, overlay_alpha=instance.overlay_alpha
+        )
+        stride = 0
+    else:
+        outputs = _outputs(data, r)
+        postprocess = _postprocess(data, r, "seg_logits" in outputs)
+        stride = outputs["cams"].get("stride", 0)
     sha = data.get("model_sha256") or ""
     _check_model_file(path, str(sha), where, verify_checksum)
-    cams = outputs["cams"]
-    stride = cams.get("stride", 0)
     return Bundle(
         path=path,
         classes=classes,
-        input=_input(data, r),
+        input=_input(data, r, task),
         outputs=outputs,
-        postprocess=_postprocess(data, r, "seg_logits" in outputs),
+        postprocess=postprocess,
         palette=_palette(data, r, len(classes)),
         background=str(data.get("background", "background")),
         model_sha256=str(sha),
@@ -410,4 +545,6 @@ def read_bundle(path: str | Path, verify_checksum: bool = True) -> Bundle:
         software=str(data.get("software", "")),
         created=str(data.get("created", "")),
         graph_normalisation=data["input"].get("graph_normalisation") or None,
+        task=task,
+        instance=instance,
     )

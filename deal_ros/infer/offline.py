@@ -7,6 +7,11 @@ single image file are recognised without a prefix. Per frame ``<name>_overlay.pn
 map in colour) are written, plus one JSON line in ``results.jsonl``; with ``cloud`` also a
 class-coloured ``<name>_cloud.ply`` (needs depth + intrinsics: episodes, bags, RGB-D datasets;
 see :mod:`deal_ros.infer.cloud_export`).
+
+With an instance bundle (``task: instance``): ``<name>_overlay.png`` (instances tinted, boxes,
+"name score"), ``<name>_mask.png`` (8-bit instance ids: 0 = none, i = the i-th instance of
+the frame's ``instances`` list in results.jsonl, best score first) and per frame one JSON line
+with the instances' class, score and box (image pixels, x0 y0 x1 y1).
 """
 
 from __future__ import annotations
@@ -24,12 +29,22 @@ from PIL import Image
 
 from deal_ros.data.sample import Sample
 from deal_ros.errors import DealError
+from deal_ros.infer.instances import InstanceResult, instance_id_image
 from deal_ros.infer.postprocess import heat_to_rgb
 from deal_ros.infer.runtime import InferenceResult, Runtime
 
-__all__ = ["SAVE_KINDS", "OfflineSummary", "iter_frames", "resolve_source", "run_offline"]
+__all__ = [
+    "INSTANCE_SAVE_KINDS",
+    "SAVE_KINDS",
+    "OfflineSummary",
+    "default_save",
+    "iter_frames",
+    "resolve_source",
+    "run_offline",
+]
 
 SAVE_KINDS = ("overlay", "mask", "cam", "cloud")
+INSTANCE_SAVE_KINDS = ("overlay", "mask")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 _PREFIX = re.compile(r"^[a-z_]+:")
 
@@ -153,29 +168,83 @@ def _save(
         Image.fromarray(heat_to_rgb(result.cam)).save(f"{target}_cam.png")
 
 
+def _instance_record(name: str, runtime: Runtime, result: InstanceResult) -> dict[str, Any]:
+    names = runtime.bundle.class_names
+    return {
+        "name": name,
+        "instances": [
+            {
+                "class": names[int(c)],
+                "class_id": int(c),
+                "score": round(float(s), 5),
+                "box": [round(float(v), 2) for v in b],
+                "pixels": int(np.count_nonzero(m)),
+            }
+            for b, s, c, m in zip(result.boxes, result.scores, result.classes, result.masks)
+        ],
+        "ms": {k: round(v * 1000, 3) for k, v in result.timings.items()},
+    }
+
+
+def _save_instances(out: Path, name: str, sample: Sample, result: InstanceResult, save: set):
+    target = out / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if "overlay" in save and result.overlay is not None:
+        Image.fromarray(result.overlay).save(f"{target}_overlay.png")
+    if "mask" in save:
+        ids = instance_id_image(result.masks, sample.rgb.shape[:2])
+        Image.fromarray(ids, mode="L").save(f"{target}_mask.png")
+
+
+def default_save(runtime: Runtime) -> tuple[str, ...]:
+    """What ``deal infer`` writes when ``save`` is not given."""
+    return INSTANCE_SAVE_KINDS if runtime.task == "instance" else ("overlay", "mask", "cam")
+
+
+def _check_save(runtime: Runtime, save: set) -> None:
+    unknown = save - set(SAVE_KINDS)
+    if unknown:
+        raise DealError(f"save: unknown kinds {sorted(unknown)} (known: {', '.join(SAVE_KINDS)})")
+    if runtime.task == "instance" and save - set(INSTANCE_SAVE_KINDS):
+        bad = ", ".join(sorted(save - set(INSTANCE_SAVE_KINDS)))
+        raise DealError(
+            f"save={bad}: model bundle '{runtime.bundle.path}' is an instance bundle; it writes "
+            f"{', '.join(INSTANCE_SAVE_KINDS)}"
+        )
+
+
+def _one_frame(runtime: Runtime, out: Path, name: str, sample: Sample, save: set):
+    """Run one frame, write its files; (JSON record, timings)."""
+    if runtime.task == "instance":
+        inst = runtime.detect(sample.rgb, overlay="overlay" in save)
+        _save_instances(out, name, sample, inst, save)
+        return _instance_record(name, runtime, inst), inst.timings
+    result = runtime.segment(sample.rgb, cam="cam" in save, overlay="overlay" in save)
+    _save(out, name, sample, runtime, result, save)
+    return _record(name, runtime, result), result.timings
+
+
 def run_offline(
     runtime: Runtime,
     frames: Iterable[tuple[str, Sample]],
     out: str | Path,
-    save: Iterable[str] = SAVE_KINDS,
+    save: Iterable[str] | None = None,
     progress: Any = None,
 ) -> OfflineSummary:
-    """Segment every frame; write the chosen files and ``results.jsonl`` into ``out``."""
-    save = set(save)
-    unknown = save - set(SAVE_KINDS)
-    if unknown:
-        raise DealError(f"save: unknown kinds {sorted(unknown)} (known: {', '.join(SAVE_KINDS)})")
+    """Run every frame; write the chosen files and ``results.jsonl`` into ``out``.
+    ``save``: None = :func:`default_save` (semantic: overlay, mask, cam)."""
+    save = set(default_save(runtime) if save is None else save)
+    _check_save(runtime, save)
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     summary = OfflineSummary(out=out, provider=runtime.provider)
     with open(out / "results.jsonl", "w", encoding="utf-8") as log:
         for name, sample in frames:
-            result = runtime.segment(sample.rgb, cam="cam" in save, overlay="overlay" in save)
-            _save(out, name, sample, runtime, result, save)
-            log.write(json.dumps(_record(name, runtime, result)) + "\n")
+            record, timings = _one_frame(runtime, out, name, sample, save)
+            log.write(json.dumps(record) + "\n")
             summary.frames += 1
-            summary.run_ms.append(result.timings["run"] * 1000)
-            summary.total_ms.append(sum(result.timings.values()) * 1000)
+            summary.run_ms.append(timings["run"] * 1000)
+            summary.total_ms.append(sum(timings.values()) * 1000)
             if progress is not None:
                 progress.update(1)
     return summary

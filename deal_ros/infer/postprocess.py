@@ -35,6 +35,8 @@ __all__ = [
     "resize_mask",
     "seg_logits_to_mask",
     "strongest_class",
+    "unplace",
+    "unplace_boxes",
     "upsample",
 ]
 
@@ -49,6 +51,23 @@ def upsample(plane: np.ndarray, size: Size) -> np.ndarray:
         return plane
     image = Image.fromarray(plane, mode="F")
     return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def unplace(plane: np.ndarray, where) -> np.ndarray:
+    """A float map at the network input size back on the image (``where``: the
+    :class:`deal_ros.infer.preprocess.Placement`): the padding cut off, then a bilinear
+    resize to the image size (what ``deal_ros.instance.evaluate.to_original`` does in torch)."""
+    rows = slice(where.top, where.top + where.height)
+    cols = slice(where.left, where.left + where.width)
+    return upsample(plane[rows, cols], where.image)
+
+
+def unplace_boxes(boxes: np.ndarray, where) -> np.ndarray:
+    """(n, 4) x0, y0, x1, y1 boxes in input pixels -> image pixels (float32)."""
+    h, w = where.image
+    shift = np.array([where.left, where.top, where.left, where.top], np.float32)
+    scale = np.array([where.width / w, where.height / h] * 2, np.float32)
+    return ((np.asarray(boxes, np.float32) - shift) / scale).astype(np.float32)
 
 
 def resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:

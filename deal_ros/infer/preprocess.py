@@ -4,16 +4,24 @@
 bundle's ``input`` section (identity for CAMNet exports: their graph normalises itself). The
 scale and normalisation are folded into one multiply (+ one add when mean != 0) per channel,
 written straight into the NCHW buffer.
+
+``input.fit`` (instance bundles trained with ``fit: pad``): the image is scaled to fit inside
+(h, w) keeping its aspect ratio, centred, and the rest filled with ``pad_value`` (the training
+letterbox of ``deal_ros.data.torch_dataset.fit_sample``: scale ``min(h/H, w/W)``, offset
+``-((ch - h) // 2)``). :class:`Placement` says where the image went, so outputs can be mapped
+back (``deal_ros.infer.postprocess.unplace``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from deal_ros.infer.bundle import InputSpec
 
-__all__ = ["Preprocessor", "to_rgb_array"]
+__all__ = ["Placement", "Preprocessor", "placement", "to_rgb_array"]
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
 
@@ -32,6 +40,28 @@ def to_rgb_array(image: np.ndarray, where: str = "image") -> np.ndarray:
     return image
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where an (H, W) image lies in the network input: rows ``top:top+height``, columns
+    ``left:left+width`` (the whole input for fit "resize")."""
+
+    image: tuple[int, int]
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def placement(image_hw: tuple[int, int], size: tuple[int, int], fit: str) -> Placement:
+    """The :class:`Placement` of an ``image_hw`` image in a ``size`` input under ``fit``."""
+    (h, w), (H, W) = image_hw, size
+    if fit != "pad" or (h, w) == (H, W):
+        return Placement((h, w), 0, 0, H, W)
+    s = min(H / h, W / w)
+    ch, cw = max(round(h * s), 1), max(round(w * s), 1)
+    return Placement((h, w), -((ch - H) // 2), -((cw - W) // 2), ch, cw)
+
+
 class Preprocessor:
     """Callable: ``pre(rgb, size) -> (1, 3, size[0], size[1]) float32``."""
 
@@ -43,6 +73,8 @@ class Preprocessor:
         self.uniform_scale = bool(np.all(self.scale == self.scale[0]))
         self.zero_offset = bool(np.all(self.offset == 0))
         self.resample = _RESAMPLE[spec.resize]
+        self.fit = spec.fit
+        self.pad_value = np.asarray(spec.pad_value, dtype=np.uint8)
 
     def resize(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """``rgb`` at ``size`` = (h, w); unchanged when it already has that size."""
@@ -51,12 +83,30 @@ class Preprocessor:
         image = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
         return np.asarray(image.resize((size[1], size[0]), self.resample))
 
+    def place(self, rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Placement]:
+        """``rgb`` brought to ``size`` by the bundle's fit (stretch, or letterbox)."""
+        where = placement(rgb.shape[:2], size, self.fit)
+        if (where.height, where.width) == tuple(size):
+            return self.resize(rgb, size), where
+        canvas = np.empty((size[0], size[1], 3), dtype=np.uint8)
+        canvas[:] = self.pad_value
+        rows = slice(where.top, where.top + where.height)
+        cols = slice(where.left, where.left + where.width)
+        canvas[rows, cols] = self.resize(rgb, (where.height, where.width))
+        return canvas, where
+
     def __call__(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        resized = self.resize(to_rgb_array(rgb), size)
+        return self.with_placement(rgb, size)[0]
+
+    def with_placement(
+        self, rgb: np.ndarray, size: tuple[int, int]
+    ) -> tuple[np.ndarray, Placement]:
+        """(the (1, 3, h, w) input, where the image lies in it)."""
+        resized, where = self.place(to_rgb_array(rgb), size)
         out = np.empty((1, 3, size[0], size[1]), dtype=np.float32)
         chw = resized.transpose(2, 0, 1)
         scale = self.scale[0, 0, 0] if self.uniform_scale else self.scale
         np.multiply(chw, scale, out=out[0], dtype=np.float32)
         if not self.zero_offset:
             out[0] += self.offset
-        return out
+        return out, where

@@ -8,20 +8,25 @@
 The same object runs in the segmenter node, in ``deal infer`` and in the benches. Loading
 checks the graph against ``model.yaml`` (input name and size, class count of every output);
 any problem is one :class:`~deal_ros.infer.bundle.BundleError` line.
+
+An instance bundle (``task: instance``, from a box run) loads the same way (providers, threads,
+TensorRT cache); ``rt.detect(rgb)`` gives its instances (:mod:`deal_ros.infer.instances`).
+``task="semantic"`` (what the segmenter node asks for) refuses the other kind at load.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from deal_ros.infer import postprocess as post
-from deal_ros.infer.bundle import Bundle, BundleError, read_bundle
+from deal_ros.infer.bundle import TASKS, Bundle, BundleError, read_bundle
+from deal_ros.infer.instances import InstanceResult, draw_instances, instances_from_outputs
 from deal_ros.infer.preprocess import Preprocessor, to_rgb_array
 from deal_ros.infer.providers import (
     TENSORRT,
@@ -30,7 +35,7 @@ from deal_ros.infer.providers import (
     writable_cache_dir,
 )
 
-__all__ = ["InferenceResult", "Runtime"]
+__all__ = ["InferenceResult", "InstanceResult", "Runtime"]
 
 
 @dataclass
@@ -84,16 +89,26 @@ class Runtime:
         overlay_alpha: float | None = None,
         input_size: tuple[int, int] | None = None,
         mask_source: str | None = None,
+        task: str | None = None,
+        nms_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        max_detections: int | None = None,
     ) -> None:
         self.bundle = model if isinstance(model, Bundle) else read_bundle(model)
         b = self.bundle
         self.where = f"model bundle '{b.path}'"
+        self._check_task(task)
         self.input_size = self._input_size(input_size)
         self.fp16 = fp16
         self.session, self.notes = self._open(providers, threads)
         self.providers: list[str] = list(self.session.get_providers())
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._check_graph()
+        self.preprocessor = Preprocessor(b.input)
+        if b.is_instance:
+            self._init_instance(score_threshold, overlay_alpha, nms_threshold, mask_threshold,
+                                max_detections)  # fmt: skip
+            return
         pp = b.postprocess
         self.cam_threshold = _threshold(cam_threshold, pp.cam_threshold, "cam_threshold")
         self.score_threshold = _threshold(score_threshold, pp.score_threshold, "score_threshold")
@@ -104,12 +119,43 @@ class Runtime:
                 f"{self.where}: mask_source seg_logits, but the model has no seg head"
             )
         self.palette = post.palette_array(b.palette)
-        self.preprocessor = Preprocessor(b.input)
         self._wanted = ["scores", "cams"] + (
             ["seg_logits"] if self.mask_source == "seg_logits" else []
         )
 
     # ------------------------------------------------------------------ loading
+    def _check_task(self, task: str | None) -> None:
+        if task is not None and task not in TASKS:
+            raise ValueError(f"Runtime: task must be one of {', '.join(TASKS)}, got {task!r}")
+        if task is not None and task != self.bundle.task:
+            hint = " (run it with 'deal infer')" if self.bundle.is_instance else ""
+            raise BundleError(
+                f"{self.where}: this is {_article(self.bundle.task)} bundle "
+                f"(task: {self.bundle.task}), {_article(task)} bundle is needed here{hint}"
+            )
+
+    def _init_instance(self, score, alpha, nms, mask, max_det) -> None:
+        spec = self.bundle.instance
+        assert spec is not None  # read_bundle sets it for task instance
+        if max_det is not None and max_det < 1:
+            raise ValueError(f"Runtime: max_detections must be >= 1, got {max_det}")
+        self.instance = replace(
+            spec,
+            score_threshold=_threshold(score, spec.score_threshold, "score_threshold"),
+            nms_threshold=_threshold(nms, spec.nms_threshold, "nms_threshold"),
+            mask_threshold=_threshold(mask, spec.mask_threshold, "mask_threshold"),
+            overlay_alpha=_threshold(alpha, spec.overlay_alpha, "overlay_alpha"),
+            max_detections=int(max_det) if max_det is not None else spec.max_detections,
+        )
+        self.score_threshold = self.instance.score_threshold
+        self.overlay_alpha = self.instance.overlay_alpha
+        self._wanted = list(self.bundle.outputs)
+
+    @property
+    def task(self) -> str:
+        """semantic | instance (the bundle's ``task``)."""
+        return self.bundle.task
+
     def _input_size(self, override: tuple[int, int] | None) -> tuple[int, int]:
         spec = self.bundle.input
         if override is None or tuple(override) == (spec.height, spec.width):
@@ -188,6 +234,9 @@ class Runtime:
     def _check_classes(self) -> None:
         k = self.bundle.num_classes
         shapes = {o.name: o.shape for o in self.session.get_outputs()}
+        if self.bundle.is_instance:
+            self._check_instance_shapes(shapes)
+            return
         for name, expect in (("scores", k), ("cams", k), ("seg_logits", k + 1)):
             if name not in self.bundle.outputs:
                 continue
@@ -197,6 +246,23 @@ class Runtime:
                     f"{self.where}: class count: model.yaml lists {k} classes, so '{name}' "
                     f"should have {expect} channels; the graph's has {dim}"
                 )
+
+    def _check_instance_shapes(self, shapes: dict[str, list]) -> None:
+        masks = shapes["masks"]
+        if len(masks) != 4 or any(len(shapes[n]) != 2 for n in ("scores", "class_probs")):
+            raise BundleError(
+                f"{self.where}: the graph's outputs are not instance outputs "
+                f"(scores {shapes['scores']}, masks {masks}; expected (N, k) and (N, k, h, w))"
+            )
+        stride = self.bundle.instance.mask_stride if self.bundle.instance else 4
+        h, w = self.input_size
+        want = (-(-h // stride), -(-w // stride))
+        got = tuple(masks[2:])
+        if all(isinstance(d, int) for d in got) and got != want:
+            raise BundleError(
+                f"{self.where}: masks are {got[0]}x{got[1]} in the graph, model.yaml's mask "
+                f"stride {stride} at input {h}x{w} says {want[0]}x{want[1]}"
+            )
 
     # ------------------------------------------------------------------ running
     @property
@@ -209,8 +275,9 @@ class Runtime:
         h, w = self.input_size
         extra = f"; {'; '.join(self.notes)}" if self.notes else ""
         fp = " fp16" if self.fp16 and self.provider == TENSORRT else ""
+        kind = "instance segmentation, " if b.is_instance else ""
         return (
-            f"{b.path} ({b.num_classes} classes: {', '.join(b.classes)}; input {h}x{w}; "
+            f"{b.path} ({kind}{b.num_classes} classes: {', '.join(b.classes)}; input {h}x{w}; "
             f"{self.provider}{fp}){extra}"
         )
 
@@ -239,6 +306,7 @@ class Runtime:
         CAM should be in ``class_cams`` too; ``keep``: (H, W) bool, pixels outside it are
         background (e.g. :func:`deal_ros.infer.postprocess.depth_keep`).
         """
+        self._need("semantic", "segment")
         t0 = time.perf_counter()
         rgb = to_rgb_array(rgb)
         batch = self.preprocess(rgb)
@@ -294,3 +362,45 @@ class Runtime:
             overlay=image,
             class_cams=res.maps,
         )
+
+    # ------------------------------------------------------------------ instances
+    def _need(self, task: str, method: str) -> None:
+        if self.bundle.task != task:
+            other = "detect" if method == "segment" else "segment"
+            raise BundleError(
+                f"{self.where}: {method}() needs {_article(task)} bundle, this one is "
+                f"task: {self.bundle.task} (use {other}())"
+            )
+
+    def detect(self, rgb: np.ndarray, *, overlay: bool = True) -> InstanceResult:
+        """Instances of one (H, W, 3) uint8 RGB image (mono8 accepted) at (H, W), with the
+        bundle's (or this runtime's) thresholds; ``overlay``: also draw them."""
+        self._need("instance", "detect")
+        t0 = time.perf_counter()
+        rgb = to_rgb_array(rgb)
+        batch, where = self.preprocessor.with_placement(rgb, self.input_size)
+        t1 = time.perf_counter()
+        raw = self.run(batch)
+        t2 = time.perf_counter()
+        result = instances_from_outputs(raw, self.instance, self.input_size, where)
+        if overlay:
+            result.overlay = self.draw(rgb, result)
+        t3 = time.perf_counter()
+        result.timings = {"preprocess": t1 - t0, "run": t2 - t1, "postprocess": t3 - t2}
+        return result
+
+    def draw(self, rgb: np.ndarray, result: InstanceResult) -> np.ndarray:
+        """The rgb8 overlay of ``result`` on ``rgb`` (tint, box, "name score")."""
+        return draw_instances(
+            rgb,
+            result.masks,
+            result.boxes,
+            result.scores,
+            result.classes,
+            self.bundle.classes,
+            self.overlay_alpha,
+        )
+
+
+def _article(task: str) -> str:
+    return f"an {task}" if task[0] in "aeiou" else f"a {task}"

@@ -169,6 +169,7 @@ class SegmenterNode(Node):
             cam_threshold=value["cam_threshold"],
             score_threshold=value["score_threshold"],
             overlay_alpha=value["overlay_alpha"],
+            task="semantic",  # an instance bundle is refused at load, in one line
         )
 
     def _load_initial_model(self) -> None:

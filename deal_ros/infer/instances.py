@@ -1,0 +1,138 @@
+"""Instance bundle outputs -> instances on the image, and their overlay (numpy + PIL, no torch).
+
+The graph (``deal_ros.instance.export``) gives the top-k (location, class) candidates of each
+image: ``scores`` sqrt(p_cls p_ctr), ``classes`` 1..K, ``boxes`` in input pixels, ``masks``
+(probabilities at the mask stride) and ``class_probs`` p_cls. As ``CondInst.predict`` does:
+
+    keep  = class_probs > score_threshold                       (FCOS's candidate rule)
+    keep  = nms(boxes, scores, classes, nms_threshold)[:max_detections]  (deal_ros.core.boxes)
+    mask  = upsample(masks, input size) -> unplace (cut the padding, resize to the image)
+            -> > mask_threshold
+    box   = unplace_boxes(box)
+
+Upsampling and un-placing are the semantic path's own (``deal_ros.infer.postprocess``); only
+the kept instances' masks are upsampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from deal_ros.core.boxes import nms
+from deal_ros.core.palette import default_palette
+from deal_ros.infer import postprocess as post
+from deal_ros.infer.bundle import InstanceSpec
+from deal_ros.infer.preprocess import Placement
+
+__all__ = [
+    "INSTANCE_COLOURS",
+    "InstanceResult",
+    "draw_instances",
+    "instance_id_image",
+    "instances_from_outputs",
+    "select_candidates",
+]
+
+INSTANCE_COLOURS = np.array(default_palette(20)[1:], np.uint8)  # by instance, no background
+
+
+@dataclass
+class InstanceResult:
+    """One image's instances, best score first, at the input image's size (H, W).
+
+    boxes (n, 4) float32 x0, y0, x1, y1 (exclusive x1, y1); scores (n,); classes (n,) int64
+    class ids 1..K; masks (n, H, W) bool; overlay rgb8 or None; timings seconds per stage.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    masks: np.ndarray
+    overlay: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def select_candidates(
+    scores: np.ndarray,
+    classes: np.ndarray,
+    boxes: np.ndarray,
+    class_probs: np.ndarray,
+    spec: InstanceSpec,
+) -> np.ndarray:
+    """Indices of the kept candidates (of one image), best score first (module docstring)."""
+    cand = np.flatnonzero(np.asarray(class_probs) > np.float32(spec.score_threshold))
+    keep = nms(boxes[cand], scores[cand], classes[cand], spec.nms_threshold)
+    return cand[keep[: spec.max_detections]]
+
+
+def instances_from_outputs(
+    raw: dict[str, np.ndarray],
+    spec: InstanceSpec,
+    input_size: tuple[int, int],
+    where: Placement,
+    index: int = 0,
+) -> InstanceResult:
+    """The instances of batch item ``index`` of the graph outputs ``raw`` on the image."""
+    scores = np.asarray(raw["scores"][index], np.float32)
+    classes = np.asarray(raw["classes"][index], np.int64)
+    boxes = np.asarray(raw["boxes"][index], np.float32)
+    keep = select_candidates(scores, classes, boxes, raw["class_probs"][index], spec)
+    h, w = where.image
+    masks = np.zeros((len(keep), h, w), dtype=bool)
+    thr = np.float32(spec.mask_threshold)
+    for i, k in enumerate(keep):
+        full = post.upsample(raw["masks"][index, k], input_size)
+        np.greater(post.unplace(full, where), thr, out=masks[i])
+    return InstanceResult(
+        boxes=post.unplace_boxes(boxes[keep], where).reshape(-1, 4),
+        scores=scores[keep],
+        classes=classes[keep],
+        masks=masks,
+    )
+
+
+def instance_id_image(masks: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """(H, W) uint8: 0 = no instance, i + 1 = instance i (best score first wins overlaps;
+    ids above 255 are not drawn)."""
+    size = masks.shape[1:] if len(masks) else shape
+    if size is None:
+        raise ValueError("instance_id_image: no masks and no shape")
+    out = np.zeros(size, dtype=np.uint8)
+    for i in range(min(len(masks), 255) - 1, -1, -1):
+        out[masks[i]] = i + 1
+    return out
+
+
+def draw_instances(
+    rgb: np.ndarray,
+    masks: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    names: Sequence[str],
+    alpha: float = 0.55,
+    colours: np.ndarray = INSTANCE_COLOURS,
+) -> np.ndarray:
+    """An rgb8 overlay: instance i's mask tinted with ``colours[i]`` (weight ``alpha``), its
+    box outlined and labelled "name score" (``names[class id - 1]``). Best score drawn last."""
+    out = np.asarray(rgb, dtype=np.float32).copy()
+    for i in range(len(masks) - 1, -1, -1):
+        m = masks[i]
+        out[m] = (1.0 - alpha) * out[m] + alpha * colours[i % len(colours)]
+    image = Image.fromarray(np.rint(out).clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for i in range(len(boxes) - 1, -1, -1):
+        x0, y0, x1, y1 = (float(v) for v in boxes[i][:4])
+        colour = tuple(int(v) for v in colours[i % len(colours)])
+        draw.rectangle([x0, y0, max(x1 - 1, x0), max(y1 - 1, y0)], outline=colour)
+        c = int(classes[i])
+        name = names[c - 1] if 0 < c <= len(names) else str(c)
+        draw.text((x0 + 2, y0 + 1), f"{name} {float(scores[i]):.2f}", fill=colour)
+    return np.asarray(image)
