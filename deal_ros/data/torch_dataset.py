@@ -48,6 +48,7 @@ import torch
 from torch.utils.data import Dataset
 
 from deal_ros.core.depth import resize_depth
+from deal_ros.core.placement import FITS, placement
 from deal_ros.data.adapters.base import IGNORE, DatasetError, as_size
 from deal_ros.data.sample import Box, Sample, SampleDataset
 
@@ -62,7 +63,6 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FITS = ("resize", "crop", "pad")
 
 
 # ------------------------------------------------------------------ numpy geometry
@@ -160,20 +160,17 @@ def _window(s: Sample, y0: int, x0: int, hw: tuple[int, int], fill_rgb: np.ndarr
 def fit_sample(
     s: Sample, size: tuple[int, int], fit: str = "resize", mean: Sequence[float] = IMAGENET_MEAN
 ) -> Sample:
-    """``s`` brought to exactly ``size`` = (H, W) by ``fit`` (see the module docstring)."""
+    """``s`` brought to exactly ``size`` = (H, W) by ``fit`` (see the module docstring; the
+    geometry is :func:`deal_ros.core.placement.placement`)."""
     if fit not in FITS:
         raise DatasetError(f"fit={fit!r}: choose one of {', '.join(FITS)}")
     H, W = size
-    h, w = s.rgb.shape[:2]
-    if fit == "resize" or (h, w) == (H, W):
+    if fit == "resize" or s.rgb.shape[:2] == (H, W):
         return _resize(s, (H, W))
-    scale = max(H / h, W / w) if fit == "crop" else min(H / h, W / w)
-    hw = (max(round(h * scale), 1), max(round(w * scale), 1))
-    if fit == "crop":
-        hw = (max(hw[0], H), max(hw[1], W))
-    s = _resize(s, hw)
+    where = placement(s.rgb.shape[:2], (H, W), fit)
+    s = _resize(s, (where.height, where.width))
     fill = np.clip(np.rint(np.asarray(mean) * 255), 0, 255).astype(np.uint8)
-    return _window(s, (hw[0] - H) // 2, (hw[1] - W) // 2, (H, W), fill)
+    return _window(s, -where.top, -where.left, (H, W), fill)
 
 
 # ------------------------------------------------------------------ tensors

@@ -119,9 +119,11 @@ def draw_instances(
     names: Sequence[str],
     alpha: float = 0.55,
     colours: np.ndarray = INSTANCE_COLOURS,
+    outlines: Sequence[Sequence[float]] | None = None,
 ) -> np.ndarray:
     """An rgb8 overlay: instance i's mask tinted with ``colours[i]`` (weight ``alpha``), its
-    box outlined and labelled "name score" (``names[class id - 1]``). Best score drawn last."""
+    box outlined and labelled "name score" (``names[class id - 1]``). Best score drawn last.
+    ``outlines``: more (m, 4) boxes (e.g. the ground truth), thin white outlines on top."""
     out = np.asarray(rgb, dtype=np.float32).copy()
     for i in range(len(masks) - 1, -1, -1):
         m = masks[i]
@@ -129,10 +131,18 @@ def draw_instances(
     image = Image.fromarray(np.rint(out).clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for i in range(len(boxes) - 1, -1, -1):
-        x0, y0, x1, y1 = (float(v) for v in boxes[i][:4])
         colour = tuple(int(v) for v in colours[i % len(colours)])
-        draw.rectangle([x0, y0, max(x1 - 1, x0), max(y1 - 1, y0)], outline=colour)
+        draw.rectangle(_rect(boxes[i]), outline=colour)
         c = int(classes[i])
         name = names[c - 1] if 0 < c <= len(names) else str(c)
+        x0, y0 = float(boxes[i][0]), float(boxes[i][1])
         draw.text((x0 + 2, y0 + 1), f"{name} {float(scores[i]):.2f}", fill=colour)
+    for box in () if outlines is None else outlines:
+        draw.rectangle(_rect(box), outline=(255, 255, 255))
     return np.asarray(image)
+
+
+def _rect(box: Sequence[float]) -> list[float]:
+    """PIL's inclusive corners of an x0, y0, x1, y1 box with exclusive x1, y1 (>= one pixel)."""
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    return [x0, y0, max(x1 - 1, x0), max(y1 - 1, y0)]

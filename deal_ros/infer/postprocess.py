@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from deal_ros.core.placement import Placement
+
 __all__ = [
     "MaskResult",
     "cams_to_mask",
@@ -53,16 +55,16 @@ def upsample(plane: np.ndarray, size: Size) -> np.ndarray:
     return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
-def unplace(plane: np.ndarray, where) -> np.ndarray:
-    """A float map at the network input size back on the image (``where``: the
-    :class:`deal_ros.infer.preprocess.Placement`): the padding cut off, then a bilinear
-    resize to the image size (what ``deal_ros.instance.evaluate.to_original`` does in torch)."""
+def unplace(plane: np.ndarray, where: Placement) -> np.ndarray:
+    """A float map at the network input size back on the image (``where``: fit "resize" or
+    "pad", the image inside the input): the padding cut off, then a bilinear resize to the
+    image size (what ``deal_ros.instance.evaluate.to_original`` does in torch)."""
     rows = slice(where.top, where.top + where.height)
     cols = slice(where.left, where.left + where.width)
     return upsample(plane[rows, cols], where.image)
 
 
-def unplace_boxes(boxes: np.ndarray, where) -> np.ndarray:
+def unplace_boxes(boxes: np.ndarray, where: Placement) -> np.ndarray:
     """(n, 4) x0, y0, x1, y1 boxes in input pixels -> image pixels (float32)."""
     h, w = where.image
     shift = np.array([where.left, where.top, where.left, where.top], np.float32)

@@ -7,18 +7,17 @@ written straight into the NCHW buffer.
 
 ``input.fit`` (instance bundles trained with ``fit: pad``): the image is scaled to fit inside
 (h, w) keeping its aspect ratio, centred, and the rest filled with ``pad_value`` (the training
-letterbox of ``deal_ros.data.torch_dataset.fit_sample``: scale ``min(h/H, w/W)``, offset
-``-((ch - h) // 2)``). :class:`Placement` says where the image went, so outputs can be mapped
-back (``deal_ros.infer.postprocess.unplace``).
+letterbox of ``deal_ros.data.torch_dataset.fit_sample``; the geometry is
+``deal_ros.core.placement``, re-exported here). :class:`Placement` says where the image went,
+so outputs can be mapped back (``deal_ros.infer.postprocess.unplace``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image
 
+from deal_ros.core.placement import Placement, placement
 from deal_ros.infer.bundle import InputSpec
 
 __all__ = ["Placement", "Preprocessor", "placement", "to_rgb_array"]
@@ -38,28 +37,6 @@ def to_rgb_array(image: np.ndarray, where: str = "image") -> np.ndarray:
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"{where}: zero size {image.shape[:2]}")
     return image
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where an (H, W) image lies in the network input: rows ``top:top+height``, columns
-    ``left:left+width`` (the whole input for fit "resize")."""
-
-    image: tuple[int, int]
-    top: int
-    left: int
-    height: int
-    width: int
-
-
-def placement(image_hw: tuple[int, int], size: tuple[int, int], fit: str) -> Placement:
-    """The :class:`Placement` of an ``image_hw`` image in a ``size`` input under ``fit``."""
-    (h, w), (H, W) = image_hw, size
-    if fit != "pad" or (h, w) == (H, W):
-        return Placement((h, w), 0, 0, H, W)
-    s = min(H / h, W / w)
-    ch, cw = max(round(h * s), 1), max(round(w * s), 1)
-    return Placement((h, w), -((ch - H) // 2), -((cw - W) // 2), ch, cw)
 
 
 class Preprocessor:

@@ -19,8 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deal_ros.core.palette import default_palette
+from deal_ros.core.placement import Placement, placement
 from deal_ros.errors import DealError
+from deal_ros.infer.instances import draw_instances
+from deal_ros.infer.postprocess import unplace_boxes
 from deal_ros.instance.condinst import CondInst, Instances
 from deal_ros.instance.data import box_items, instance_ground_truth
 
@@ -46,26 +48,30 @@ def to_original(
     fit: str,
     mask_threshold: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(masks (n,h,w) bool, boxes (n,4)) at the sample's size ``out_hw``."""
-    (H, W), (h, w) = in_hw, out_hw
+    """(masks (n,h,w) bool, boxes (n,4)) at the sample's size ``out_hw``: the input's
+    placement undone (``deal_ros.core.placement``), masks resized bilinearly in torch (the
+    torch-free twin is ``deal_ros.infer.postprocess.unplace``), boxes by ``unplace_boxes``."""
+    h, w = out_hw
     if len(inst) == 0:
         return np.zeros((0, h, w), bool), np.zeros((0, 4), np.float32)
-    probs, boxes = inst.masks, inst.boxes.clone()
-    if fit == "pad":
-        s = min(H / h, W / w)
-        ch, cw = max(round(h * s), 1), max(round(w * s), 1)
-        dy, dx = -((ch - H) // 2), -((cw - W) // 2)
-        probs = probs[:, dy : dy + ch, dx : dx + cw]
-        boxes -= torch.tensor([dx, dy, dx, dy], dtype=boxes.dtype, device=boxes.device)
-        sy, sx = ch / h, cw / w
-    else:
-        sy, sx = H / h, W / w
-    boxes = boxes / torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype, device=boxes.device)
+    where = placement(out_hw, in_hw, fit)
+    probs = _on_image(inst.masks, where)
     if probs.shape[-2:] != (h, w):
         probs = F.interpolate(probs[:, None], size=(h, w), mode="bilinear", align_corners=False)[
             :, 0
         ]
-    return (probs > mask_threshold).cpu().numpy(), boxes.cpu().numpy()
+    boxes = unplace_boxes(inst.boxes.cpu().numpy(), where)
+    return (probs > mask_threshold).cpu().numpy(), boxes
+
+
+def _on_image(probs: torch.Tensor, where: Placement) -> torch.Tensor:
+    """(n, H, W) maps at the input size -> (n, height, width) over the scaled image: the
+    padding cut off (fit pad); zeros where a crop window left the image out (fit crop)."""
+    top, left, height, width = where.top, where.left, where.height, where.width
+    if top >= 0 and left >= 0:
+        return probs[:, top : top + height, left : left + width]
+    H, W = probs.shape[-2:]
+    return F.pad(probs, (-left, left + width - W, -top, top + height - H))
 
 
 def _rle(mask_utils, m: np.ndarray) -> dict[str, Any]:
@@ -166,46 +172,11 @@ def evaluate_model(
 
 
 # ------------------------------------------------------------------ overlays
-PALETTE = np.array(default_palette(10)[1:], np.uint8)  # instance colours, no background
-
-
-def draw_instances(
-    rgb: np.ndarray,
-    masks: np.ndarray,
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    classes: np.ndarray,
-    names: list[str],
-    gt: list | None = None,
-) -> np.ndarray:
-    """An overlay (H,W,3) uint8: each instance's mask tinted, its box and "name score"; ground
-    truth boxes (``sample.boxes``) as thin white outlines."""
-    from PIL import Image, ImageDraw
-
-    out = rgb.astype(np.float32).copy()
-    for k, m in enumerate(masks):
-        out[m] = 0.45 * out[m] + 0.55 * PALETTE[k % len(PALETTE)]
-    img = Image.fromarray(out.clip(0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    for b in gt or []:
-        draw.rectangle(_rect(b.x0, b.y0, b.x1, b.y1), outline=(255, 255, 255))
-    for k, (b, s, c) in enumerate(zip(boxes, scores, classes)):
-        colour = tuple(int(v) for v in PALETTE[k % len(PALETTE)])
-        draw.rectangle(_rect(*(float(v) for v in b[:4])), outline=colour)
-        name = names[int(c) - 1] if 0 < int(c) <= len(names) else str(int(c))
-        draw.text((float(b[0]) + 2, float(b[1]) + 1), f"{name} {float(s):.2f}", fill=colour)
-    return np.asarray(img)
-
-
-def _rect(x0: float, y0: float, x1: float, y1: float) -> list[float]:
-    """PIL's inclusive corners of a box with exclusive x1, y1 (at least one pixel)."""
-    return [x0, y0, max(x1 - 1, x0), max(y1 - 1, y0)]
-
-
 def write_overlays(
     model: CondInst, dataset, cfg, out_dir: Path, n: int = 8, device="cpu", min_score: float = 0.3
 ) -> list[Path]:
-    """PNG overlays of the first ``n`` samples (detections scoring >= ``min_score``)."""
+    """PNG overlays of the first ``n`` samples (detections scoring >= ``min_score``; the
+    overlay of ``deal infer``, with the ground-truth boxes as thin white outlines)."""
     from PIL import Image
 
     out_dir = Path(out_dir)
@@ -224,7 +195,7 @@ def write_overlays(
             inst.scores.cpu().numpy()[keep],
             inst.classes.cpu().numpy()[keep],
             list(dataset.classes),
-            sample.boxes,
+            outlines=[(b.x0, b.y0, b.x1, b.y1) for b in sample.boxes],
         )
         path = out_dir / f"{i:04d}.png"
         Image.fromarray(img).save(path)
