@@ -33,5 +33,17 @@ def ros_context():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread during the test, the previous count restored after (training code sets
+    its own count; on a busy 2-core machine two OpenMP threads run many times slower)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def repo_root() -> Path:
     return REPO

@@ -23,13 +23,7 @@ from deal_ros.infer.preprocess import Preprocessor
 from deploy_fixtures import cam_bundle, copy_bundle, scene_images
 from instance_fixtures import INPUT_SIZE, box_bundle
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:

@@ -28,9 +28,6 @@ from deal_ros.instance.data import (
 from deal_ros.instance.train import check_has_boxes
 from deal_ros.train.config import ConfigError
 
-# pycocotools 2.0 warns about numpy 2 copy semantics on every polygon decode
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
-
 
 def test_clean_boxes_skips_and_counts_bad_boxes():
     boxes = [

@@ -19,14 +19,7 @@ from deal_ros.instance.inference import nms
 from deal_ros.instance.mask_targets import box_masks, nearness, pooled_depth
 from deal_ros.instance.targets import fcos_targets
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a busy 2-core machine 2 OpenMP threads run many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = BoxModelConfig(

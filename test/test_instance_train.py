@@ -17,18 +17,9 @@ from deal_ros.instance.data import box_items, open_box_dataset
 from deal_ros.instance.inference import box_iou_matrix
 from deal_ros.instance.train import BoxTrainer, build_model, main_from_config, resolve_config
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a busy 2-core machine 2 OpenMP threads run many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-# pycocotools 2.0 warns about numpy 2 copy semantics on every polygon decode
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
 SMALL = [
     "input.height=64",
     "input.width=96",

@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-import torch
 
 from deal_ros.cli import main
 from deal_ros.instance.config import is_box_config
@@ -32,11 +31,7 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fake_run(out, name: str, stage: str, mtime: float):
