@@ -33,7 +33,6 @@ def match_pseudo(
     cfg: DistillConfig,
     depth_tau: float = 0.5,
     depth_scale: float = 1.0,
-    slope_scale: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Match candidate masks (P,h,w) in [0,1] (boxes (P,4), scores (P,)) to ``gt_boxes`` (G,4)
     on S_match over ``depth`` (h,w): (pseudo masks (G,h,w) in {0,1}, S_match (G,)); boxes
@@ -54,7 +53,6 @@ def match_pseudo(
         beta=beta,
         tau=depth_tau,
         depth_scale=depth_scale,
-        slope_scale=slope_scale,
     )
     gi = torch.as_tensor(res.gt_index, device=masks.device)
     pi = torch.as_tensor(res.pred_index, device=masks.device)
@@ -73,7 +71,6 @@ def pseudo_masks(
     cfg: DistillConfig,
     depth_tau: float = 0.5,
     depth_scale: float = 1.0,
-    slope_scale: float = 0.0,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per image: (pseudo masks (G,h,w) in {0,1}, matching scores (G,)) from the teacher's
     ``candidates`` best predictions on the enlarged image (``match_pseudo``). ``gt_boxes[b]``
@@ -105,15 +102,7 @@ def pseudo_masks(
         )[:, 0]
         out.append(
             match_pseudo(
-                boxes,
-                probs,
-                c.boxes / s,
-                c.scores,
-                depth[b, 0],
-                cfg,
-                depth_tau,
-                depth_scale,
-                slope_scale,
+                boxes, probs, c.boxes / s, c.scores, depth[b, 0], cfg, depth_tau, depth_scale
             )
         )
     return out

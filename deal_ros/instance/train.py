@@ -207,15 +207,7 @@ class BoxTrainer:
         per_image = [targets.gt_boxes[targets.gt_image == b] for b in range(images.shape[0])]
         dmap = depth if depth is not None else images.new_zeros((images.shape[0], 1, *hw))
         out = pseudo_masks(
-            self.teacher.model,
-            images,
-            per_image,
-            dmap,
-            hw,
-            d,
-            lc.depth_tau,
-            lc.depth_scale,
-            lc.depth_slope_scale,
+            self.teacher.model, images, per_image, dmap, hw, d, lc.depth_tau, lc.depth_scale
         )
         pseudo = torch.cat([p for p, _ in out])
         scores = torch.cat([s for _, s in out])

@@ -109,7 +109,6 @@ def depth_aware_match(
     depth_scale: float = 1.0,
     kernel_size: int = 3,
     dilation: int = 2,
-    slope_scale: float = 0.0,
 ) -> MatchResult:
     """Match teacher masks (P,H,W) to boxes (G,4) on S_match with the Hungarian algorithm.
 
@@ -127,7 +126,6 @@ def depth_aware_match(
             depth_scale=depth_scale,
             kernel_size=kernel_size,
             dilation=dilation,
-            slope_scale=slope_scale,
         )
         sp = torch.zeros(masks.shape[0]) if pred_scores is None else pred_scores.detach().cpu()
         s = matching_scores(gt_boxes, boxes, sd.cpu(), sp, alpha, beta)
