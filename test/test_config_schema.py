@@ -55,3 +55,13 @@ def test_override_values_are_typed_for_their_field_in_both_schemas():
     assert apply_overrides({}, ["deal.mu=3"]) == {"deal": {"mu": 3.0}}
     with pytest.raises(ConfigError, match="multiples of 8"):
         box_config_from_dict({"input": {"height": 100}})
+
+
+def test_lr_warmup_in_steps_or_as_a_fraction_of_the_run():
+    from deal_ros.train.loop import lr_factor
+
+    steps = load_config(None, ["optim.warmup_steps=50", "optim.schedule=constant"])
+    frac = load_config(None, ["optim.warmup_steps=0.25", "optim.schedule=constant"])
+    assert [lr_factor(s, 200, steps) for s in (0, 24, 49, 100)] == [0.02, 0.5, 1.0, 1.0]
+    assert [lr_factor(s, 200, frac) for s in (0, 24, 49, 100)] == [0.02, 0.5, 1.0, 1.0]
+    assert lr_factor(24, 400, frac) == pytest.approx(0.25)  # a quarter of 400 steps

@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from deal_ros.instance.config import BoxLossConfig, DistillConfig
+from deal_ros.errors import DealError
+from deal_ros.instance.config import BoxLossConfig, DistillConfig, load_box_config, loss_in_steps
 from deal_ros.instance.distill import match_pseudo
 from deal_ros.instance.losses import depth_loss, distill_loss, mask_losses
 from deal_ros.losses import (
@@ -138,6 +139,16 @@ def test_mask_loss_glue_weights_and_warmup():
     off = mask_losses(logits, None, boxes, lab, None, None, 25, cfg)  # the BoxInst baseline
     assert off["cons"].item() == 0.0 and off["depth"].item() == 0.0
     assert off["mask_total"].item() == pytest.approx((0.7 * proj + 0.25 * 1.3 * pair).item())
+
+
+def test_warmup_and_start_as_fractions_of_the_run():
+    cfg = BoxLossConfig(pairwise_warmup=0.11, depth_consistency_start=0.2)
+    steps = loss_in_steps(cfg, 1000)
+    assert (steps.pairwise_warmup, steps.depth_consistency_start) == (110, 200)
+    assert loss_in_steps(BoxLossConfig(pairwise_warmup=500), 1000).pairwise_warmup == 500
+    assert cfg.pairwise_warmup == 0.11  # the config itself is left as written
+    with pytest.raises(DealError, match="pairwise_warmup"):
+        load_box_config(None, ["loss.pairwise_warmup=-1"])
 
 
 def test_reliable_dice_glue_matches_formula():

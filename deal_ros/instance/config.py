@@ -13,7 +13,7 @@ the value parsing, presets in ``deal_ros/train/configs/``, ``base:`` chains, dot
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,8 @@ class BoxAugmentConfig:
 class BoxLossConfig:
     """Loss weights and thresholds. Paper: L = L_fcos + L_proj + L_pair + L_cons + L_depth
     (+ 4 L_m_dice when distilling); tau_d = 0.5; colour threshold 0.3; pairwise warm-up 10k
-    iterations (set ``pairwise_warmup`` to a fraction of short runs)."""
+    iterations. ``pairwise_warmup`` and ``depth_consistency_start`` below 1 are fractions of
+    the run's steps (``steps_of``; the paper's 10k of 90k is 0.11), from 1 on step counts."""
 
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
@@ -95,9 +96,9 @@ class BoxLossConfig:
     projection_weight: float = 1.0
     pairwise_weight: float = 1.0
     color_threshold: float = 0.3
-    pairwise_warmup: int = 10000  # steps; also ramps the depth consistency term (our choice)
+    pairwise_warmup: float = 10000  # steps (< 1: of the run); also ramps L_cons (our choice)
     depth_consistency_weight: float = 1.0  # 0 = off (the BoxInst baseline)
-    depth_consistency_start: int = 0  # step where its ramp (over pairwise_warmup steps) begins
+    depth_consistency_start: float = 0  # step (< 1: of the run) where the L_cons ramp begins
     depth_tau: float = 0.5
     depth_scale: float = 0.01  # S_d = exp(-|d_i - d_j| / depth_scale) on normalised depth
     depth_slope_scale: float = 0.0  # > 0: pairs must also share the depth slope (our addition)
@@ -105,6 +106,20 @@ class BoxLossConfig:
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
     max_instances: int = 64  # positive locations sampled per batch for the mask losses
+
+
+def steps_of(value: float, total: int) -> int:
+    """A schedule point: ``value`` < 1 is a fraction of ``total`` steps, else a step count."""
+    return round(value * total) if value < 1 else int(value)
+
+
+def loss_in_steps(loss: BoxLossConfig, total: int) -> BoxLossConfig:
+    """``loss`` with its warm-up and start points as step counts for a ``total``-step run."""
+    return replace(
+        loss,
+        pairwise_warmup=steps_of(loss.pairwise_warmup, total),
+        depth_consistency_start=steps_of(loss.depth_consistency_start, total),
+    )
 
 
 @dataclass
@@ -208,6 +223,11 @@ class BoxTrainConfig:
             (
                 min(m.fpn_channels, m.mask_channels, m.dynamic_channels) >= 1 and m.head_convs >= 0,
                 "model: channel counts must be >= 1 and head_convs >= 0",
+            ),
+            (
+                lo.pairwise_warmup >= 0 and lo.depth_consistency_start >= 0,
+                "loss.pairwise_warmup and loss.depth_consistency_start must be >= 0 (< 1: a "
+                f"fraction of the steps), got {lo.pairwise_warmup}, {lo.depth_consistency_start}",
             ),
             (
                 lo.depth_tau > 0 and lo.depth_scale > 0,

@@ -30,7 +30,12 @@ from torch import nn
 from deal_ros.data.torch_dataset import collate_samples
 from deal_ros.errors import DealError
 from deal_ros.instance.condinst import STRIDES, CondInst
-from deal_ros.instance.config import BoxTrainConfig, box_config_from_dict, load_box_config
+from deal_ros.instance.config import (
+    BoxTrainConfig,
+    box_config_from_dict,
+    load_box_config,
+    loss_in_steps,
+)
 from deal_ros.instance.data import BOX_PROBLEMS, box_items, clean_boxes, open_box_dataset
 from deal_ros.instance.distill import pseudo_masks
 from deal_ros.instance.ema import EMATeacher
@@ -122,6 +127,7 @@ class BoxTrainer:
         self.per_epoch = max(len(items) // self.batch_size, 1)
         self.total = int(t.max_steps) if t.max_steps else t.epochs * self.per_epoch
         self.start_distill = distill_start(cfg, self.total)
+        self.loss = loss_in_steps(cfg.loss, self.total)  # fractions of the run -> steps
         self.teacher: EMATeacher | None = None
         self.dtype = amp_dtype(cfg.amp, device)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -154,7 +160,7 @@ class BoxTrainer:
 
     # ------------------------------------------------------------------ one step
     def step_terms(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
-        cfg, lc = self.cfg, self.cfg.loss
+        cfg, lc = self.cfg, self.loss
         images = batch["image"]
         boxes = [b.to(images.device) for b in batch["boxes"]]
         m = self.model
@@ -203,7 +209,7 @@ class BoxTrainer:
         return target[sel.image], d_inst > 0
 
     def _distill(self, images, targets, depth, hw, logits, sel) -> torch.Tensor:
-        d, lc = self.cfg.distill, self.cfg.loss
+        d, lc = self.cfg.distill, self.loss
         per_image = [targets.gt_boxes[targets.gt_image == b] for b in range(images.shape[0])]
         dmap = depth if depth is not None else images.new_zeros((images.shape[0], 1, *hw))
         out = pseudo_masks(

@@ -83,7 +83,7 @@ class OptimConfig:
     head_lr_mult: float = 10.0  # new layers learn faster than the pretrained backbone
     schedule: str = "poly"  # poly | cosine | constant
     power: float = 0.9
-    warmup_steps: int = 0
+    warmup_steps: float = 0  # linear LR ramp: steps, or < 1 a fraction of the run's steps
     grad_clip: float = 0.0  # max gradient norm, 0 = off
 
 

@@ -82,7 +82,8 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     o = cfg.optim
-    warm = min(1.0, (step + 1) / o.warmup_steps) if o.warmup_steps > 0 else 1.0
+    ramp = o.warmup_steps * total if o.warmup_steps < 1 else o.warmup_steps  # < 1: a fraction
+    warm = min(1.0, (step + 1) / ramp) if ramp > 0 else 1.0
     t = min(step / max(total, 1), 1.0)
     if o.schedule == "poly":
         sched = (1.0 - t) ** o.power
