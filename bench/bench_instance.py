@@ -12,6 +12,9 @@ Variants (same data, same seed, same schedule):
   X+distill        X, then self-distillation from ``distill.start`` (EMA teacher on a 1.25x
                    input, depth-aware Hungarian matching, reliable dice x4), branched from the
                    very state X had at ``start``: the difference is the distillation alone.
+Measured (2-core CPU, seeds 0-4, mask AP mean): boxinst 55.8, +distill 57.8 (better in 5 of 5
+seeds), +depth 52.0 (worse in 5 of 5), +depth+distill 53.0. DG-MaskHead alone -0.2, depth
+consistency alone -1.2 (seeds 0,1,3,4): on these scenes colour already finds the outlines.
 Mask AP (COCO, pycocotools) on held-out scenes (a fixed validation seed), per training seed.
 Step time: baseline and +depth models take turns on the same batches (interleaved, so machine
 load hits both alike); the ratio of median step times is printed, and the distillation step
