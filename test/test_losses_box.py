@@ -185,8 +185,8 @@ def test_slopes_split_a_face_from_the_table_it_stands_on():
     depth = depth[None, None]
     up = OFFSETS.index((-2, 0))  # the neighbour two rows up
     across = OFFSETS.index((0, -2))  # two columns left
-    _, plain = consistent_pairs(depth, 0.5, 0.1)
-    _, both = consistent_pairs(depth, 0.5, 0.1, slope_scale=0.01)
+    plain = consistent_pairs(depth, 0.5, 0.1)
+    both = consistent_pairs(depth, 0.5, 0.1, slope_scale=0.01)
     # face cell (6, 4), its left neighbour (6, 2) is table at a nearby depth
     assert bool(plain[0, across, 6, 4]) and not bool(both[0, across, 6, 4])
     # inside the face, and on the slanted table: still consistent

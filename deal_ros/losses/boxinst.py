@@ -120,9 +120,10 @@ def boxinst_terms(
     with ramp(t) = min(max(t, 0) / warmup_iters, 1). L_cons (depth_consistency.py) is added
     when ``depth`` (N or 1,1,H,W) is given and ``depth_weight`` > 0. Ramping L_cons like
     L_pair, optionally from a later step, is our choice (the paper is silent): at full weight
-    before the masks have formed it drives them to the all-background minimum, where the
-    pairwise and consistency terms vanish and the projection term's gradient dies in the
-    saturated sigmoid. Returns "projection", "pairwise", "depth_consistency" and "loss".
+    before the masks have formed it drives them to a uniform minimum (every mask all background,
+    or all object), where the pairwise and consistency terms vanish and the projection term's
+    gradient dies in the saturated sigmoid. Returns "projection", "pairwise",
+    "depth_consistency" and "loss".
     """
     from .depth_consistency import depth_consistency_loss
 

@@ -104,13 +104,13 @@ def consistent_pairs(
     slope_scale: float = 0.0,
     kernel_size: int = 3,
     dilation: int = 2,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(S_d, selected pairs): 1[S_d > tau] (and 1[S_g > tau] when ``slope_scale`` > 0)."""
-    sim = depth_similarity(depth, kernel_size, dilation, depth_scale)
-    sel = sim > tau
+) -> torch.Tensor:
+    """The pairs L_cons joins, (N,K*K-1,H,W) bool: S_d > tau (and S_g > tau when
+    ``slope_scale`` > 0)."""
+    sel = depth_similarity(depth, kernel_size, dilation, depth_scale) > tau
     if slope_scale > 0:
         sel = sel & (slope_similarity(depth, kernel_size, dilation, slope_scale) > tau)
-    return sim, sel
+    return sel
 
 
 def depth_consistency_loss(
@@ -124,9 +124,9 @@ def depth_consistency_loss(
     slope_scale: float = 0.0,
 ) -> torch.Tensor:
     """L_cons for instance mask logits (N,1,H,W), depth (N or 1,1,H,W), box masks (N,1,H,W)."""
-    sim, sel = consistent_pairs(depth, tau, depth_scale, slope_scale, kernel_size, dilation)
-    b = as_instance_maps("box_masks", box_masks).to(sim.dtype)
-    weights = sel.to(sim.dtype) * b
+    sel = consistent_pairs(depth, tau, depth_scale, slope_scale, kernel_size, dilation)
+    b = as_instance_maps("box_masks", box_masks).to(mask_logits.dtype)
+    weights = sel.to(b.dtype) * b
     return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
 
 
