@@ -103,3 +103,17 @@ def test_stage2_bundle_uses_the_segmenter_and_takes_other_sizes():
     assert cams_only.mask.shape == res.mask.shape
     raw = rt.run(np.concatenate([rt.preprocess(rgb)] * 3))  # dynamic batch
     assert raw["scores"].shape == (3, 3) and raw["cams"].shape[:2] == (3, 3)
+
+
+def test_semantic_thresholds_change_at_run_time_and_fall_back_to_the_bundle():
+    rt = Runtime(cam_bundle().path, threads=1)
+    pp = rt.bundle.postprocess
+    rgb = scene_images(1, (48, 64), seed=5)[0]
+    rt.set_thresholds(cam_threshold=0.0, score_threshold=0.0, nms_threshold=0.3)  # nms: unread
+    assert (rt.cam_threshold, rt.score_threshold) == (0.0, 0.0)
+    assert rt.segment(rgb).present.all()  # every class passes a presence score of 0
+    rt.set_thresholds(score_threshold=1.0)
+    assert not rt.segment(rgb).mask.any()
+    rt.set_thresholds(cam_threshold=-1.0, score_threshold=None, overlay_alpha=0.25)
+    assert (rt.cam_threshold, rt.score_threshold) == (pp.cam_threshold, pp.score_threshold)
+    assert rt.overlay_alpha == 0.25

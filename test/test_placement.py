@@ -162,7 +162,9 @@ def test_eval_overlay_is_the_infer_overlay_plus_white_ground_truth():
     assert white[3:38, 49].all() and not white[20, 20]  # an outline, not a fill
     changed = np.any(with_gt != plain, axis=2)
     assert changed.any() and not changed[~white].any()  # only the outline is added
-    # the best instance is tinted with the first colour (weight 0.55) and drawn last
+    # the best instance is tinted with the first colour (weight 0.55 in 8 bits, the semantic
+    # overlay's) and drawn last
     inner = plain[18, 26].astype(float)
-    expect = 0.45 * rgb[18, 26] + 0.55 * INSTANCE_COLOURS[0]
+    weight = round(0.55 * 255) / 255
+    expect = (1 - weight) * rgb[18, 26] + weight * INSTANCE_COLOURS[0]
     np.testing.assert_allclose(inner, expect, atol=0.51)

@@ -31,9 +31,12 @@ from deal_ros.infer.preprocess import Placement
 __all__ = [
     "INSTANCE_COLOURS",
     "InstanceResult",
+    "class_id_image",
     "draw_instances",
+    "gate_instances",
     "instance_id_image",
     "instances_from_outputs",
+    "pixel_box",
     "select_candidates",
 ]
 
@@ -57,6 +60,12 @@ class InstanceResult:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+    def class_scores(self, num_classes: int) -> np.ndarray:
+        """(K,) float32: each class's best instance score (0 where it has none)."""
+        out = np.zeros(num_classes, dtype=np.float32)
+        np.maximum.at(out, self.classes - 1, self.scores)
+        return out
 
 
 def select_candidates(
@@ -110,6 +119,49 @@ def instance_id_image(masks: np.ndarray, shape: tuple[int, int] | None = None) -
     return out
 
 
+def class_id_image(ids: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 class ids (0 = background) from an :func:`instance_id_image`: each pixel
+    takes the class of the instance it shows, so the semantic ``~/mask`` contract holds for
+    instance bundles too."""
+    lut = np.zeros(256, dtype=np.uint8)
+    n = min(len(classes), 255)
+    lut[1 : n + 1] = np.asarray(classes[:n], dtype=np.uint8)
+    return lut[ids]
+
+
+def pixel_box(box: Sequence[float], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Whole-pixel left, top, right, bottom (exclusive) around a float x0, y0, x1, y1 box,
+    inside an image of ``size`` (H, W); right >= left, bottom >= top."""
+    h, w = size
+    left = int(np.clip(np.floor(box[0]), 0, w))
+    top = int(np.clip(np.floor(box[1]), 0, h))
+    right = int(np.clip(np.ceil(box[2]), left, w))
+    bottom = int(np.clip(np.ceil(box[3]), top, h))
+    return left, top, right, bottom
+
+
+def gate_instances(result: InstanceResult, keep: np.ndarray) -> InstanceResult:
+    """``result`` with its masks cut to ``keep`` ((H, W) bool, e.g. the depth gate's
+    :func:`deal_ros.infer.postprocess.depth_keep`). An instance goes when no pixel of its mask
+    is kept, or, for an instance whose mask was empty to begin with, no pixel of its box: a gate
+    that keeps everything changes nothing, one that keeps nothing leaves no instance."""
+    size = result.masks.shape[1:]
+    if keep.shape != size:
+        raise ValueError(f"keep mask is {keep.shape}, the image {size}")
+    masks = result.masks & keep
+    alive = masks.any(axis=(1, 2))
+    for i in np.flatnonzero(~result.masks.any(axis=(1, 2))):
+        left, top, right, bottom = pixel_box(result.boxes[i], size)
+        alive[i] = keep[top:bottom, left:right].any()
+    return InstanceResult(
+        boxes=result.boxes[alive],
+        scores=result.scores[alive],
+        classes=result.classes[alive],
+        masks=masks[alive],
+        timings=result.timings,
+    )
+
+
 def draw_instances(
     rgb: np.ndarray,
     masks: np.ndarray,
@@ -121,14 +173,17 @@ def draw_instances(
     colours: np.ndarray = INSTANCE_COLOURS,
     outlines: Sequence[Sequence[float]] | None = None,
 ) -> np.ndarray:
-    """An rgb8 overlay: instance i's mask tinted with ``colours[i]`` (weight ``alpha``), its
-    box outlined and labelled "name score" (``names[class id - 1]``). Best score drawn last.
+    """An rgb8 overlay: each pixel of instance i's mask tinted with ``colours[i]`` (weight
+    ``alpha``; where masks overlap, the better-scored instance's colour, as in
+    :func:`instance_id_image`), its box outlined and labelled "name score"
+    (``names[class id - 1]``), best score drawn last. The tint is the semantic overlay's
+    (:func:`deal_ros.infer.postprocess.overlay`) over instance ids.
     ``outlines``: more (m, 4) boxes (e.g. the ground truth), thin white outlines on top."""
-    out = np.asarray(rgb, dtype=np.float32).copy()
-    for i in range(len(masks) - 1, -1, -1):
-        m = masks[i]
-        out[m] = (1.0 - alpha) * out[m] + alpha * colours[i % len(colours)]
-    image = Image.fromarray(np.rint(out).clip(0, 255).astype(np.uint8))
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    ids = instance_id_image(masks, rgb.shape[:2])
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    palette[1:] = colours[np.arange(255) % len(colours)]
+    image = Image.fromarray(post.overlay(rgb, ids, palette, alpha))
     draw = ImageDraw.Draw(image)
     for i in range(len(boxes) - 1, -1, -1):
         colour = tuple(int(v) for v in colours[i % len(colours)])

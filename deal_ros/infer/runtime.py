@@ -26,7 +26,12 @@ import onnxruntime as ort
 
 from deal_ros.infer import postprocess as post
 from deal_ros.infer.bundle import TASKS, Bundle, BundleError, read_bundle
-from deal_ros.infer.instances import InstanceResult, draw_instances, instances_from_outputs
+from deal_ros.infer.instances import (
+    InstanceResult,
+    draw_instances,
+    gate_instances,
+    instances_from_outputs,
+)
 from deal_ros.infer.preprocess import Preprocessor, to_rgb_array
 from deal_ros.infer.providers import (
     TENSORRT,
@@ -56,6 +61,15 @@ class InferenceResult:
     overlay: np.ndarray | None = None
     class_cams: dict[int, np.ndarray] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+_THRESHOLD_NAMES = (
+    "cam_threshold",
+    "score_threshold",
+    "nms_threshold",
+    "mask_threshold",
+    "overlay_alpha",
+)
 
 
 def _threshold(value: float | None, default: float, name: str) -> float:
@@ -150,6 +164,31 @@ class Runtime:
         self.score_threshold = self.instance.score_threshold
         self.overlay_alpha = self.instance.overlay_alpha
         self._wanted = list(self.bundle.outputs)
+
+    def set_thresholds(self, **values: float | None) -> None:
+        """Change thresholds at run time (the segmenter node's parameters); None or < 0 gives
+        the bundle's value back. Semantic bundles read ``cam_threshold, score_threshold,
+        overlay_alpha``; instance bundles ``score_threshold, nms_threshold, mask_threshold,
+        overlay_alpha``; a name the loaded kind does not read is ignored."""
+        unknown = set(values) - set(_THRESHOLD_NAMES)
+        if unknown:
+            raise ValueError(
+                f"Runtime.set_thresholds: unknown {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(_THRESHOLD_NAMES)})"
+            )
+        if self.bundle.is_instance:
+            spec = self.bundle.instance
+            names = ("score_threshold", "nms_threshold", "mask_threshold", "overlay_alpha")
+            given = {k: v for k, v in values.items() if k in names}
+            new = {k: _threshold(v, getattr(spec, k), k) for k, v in given.items()}
+            self.instance = replace(self.instance, **new)
+            self.score_threshold = self.instance.score_threshold
+            self.overlay_alpha = self.instance.overlay_alpha
+            return
+        pp = self.bundle.postprocess
+        for name in ("cam_threshold", "score_threshold", "overlay_alpha"):
+            if name in values:
+                setattr(self, name, _threshold(values[name], getattr(pp, name), name))
 
     @property
     def task(self) -> str:
@@ -372,9 +411,12 @@ class Runtime:
                 f"task: {self.bundle.task} (use {other}())"
             )
 
-    def detect(self, rgb: np.ndarray, *, overlay: bool = True) -> InstanceResult:
+    def detect(
+        self, rgb: np.ndarray, *, overlay: bool = True, keep: np.ndarray | None = None
+    ) -> InstanceResult:
         """Instances of one (H, W, 3) uint8 RGB image (mono8 accepted) at (H, W), with the
-        bundle's (or this runtime's) thresholds; ``overlay``: also draw them."""
+        bundle's (or this runtime's) thresholds; ``overlay``: also draw them; ``keep``: (H, W)
+        bool, masks are cut to it and instances left empty dropped (:func:`gate_instances`)."""
         self._need("instance", "detect")
         t0 = time.perf_counter()
         rgb = to_rgb_array(rgb)
@@ -383,6 +425,8 @@ class Runtime:
         raw = self.run(batch)
         t2 = time.perf_counter()
         result = instances_from_outputs(raw, self.instance, self.input_size, where)
+        if keep is not None:
+            result = gate_instances(result, keep)
         if overlay:
             result.overlay = self.draw(rgb, result)
         t3 = time.perf_counter()
