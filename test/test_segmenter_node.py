@@ -22,7 +22,8 @@ from std_msgs.msg import String
 
 from deal_ros.core.image_codec import image_to_numpy, numpy_to_image
 from deal_ros.infer import Runtime
-from deal_ros.msg import Segmentation
+from deal_ros.infer.instances import class_id_image, instance_id_image
+from deal_ros.msg import InstanceArray, Segmentation
 from deal_ros.nodes.segmenter import SegmenterNode
 
 from deploy_fixtures import cam_bundle, copy_bundle, scene_images, seg_bundle
@@ -49,7 +50,8 @@ class Harness:
         self.executor.add_node(self.test)
         self.got: dict[str, list] = {}
         for name, kind in (("mask", Image), ("cam", Image), ("overlay", Image),
-                           ("segmentation", Segmentation), ("stats", String)):  # fmt: skip
+                           ("segmentation", Segmentation), ("instances", InstanceArray),
+                           ("stats", String)):  # fmt: skip
             self._record(kind, f"{OUT}/{name}", name, RELIABLE)
         self.image_pub = self.test.create_publisher(Image, "image", RELIABLE)
         self.depth_pub = self.test.create_publisher(Image, "depth", RELIABLE)
@@ -209,24 +211,95 @@ def test_starting_with_a_corrupt_model_reports_and_recovers(harness_factory, tmp
     h.send_and_wait(rgb, 2)
 
 
-def test_an_instance_bundle_is_refused_in_one_line_and_the_node_keeps_running(harness_factory):
+def _at(h: Harness, key: str, sec: int):
+    assert h.spin_until(lambda: any(m.header.stamp.sec == sec for m in h.got[key])), key
+    return next(m for m in h.got[key] if m.header.stamp.sec == sec)
+
+
+def _check_instances(h: Harness, reference: Runtime, rgb: np.ndarray, sec: int) -> int:
+    """Every output of frame ``sec`` against the runtime's own detect() of ``rgb``."""
+    ref = reference.detect(rgb)
+    arr = _at(h, "instances", sec)
+    outs = {k: _at(h, k, sec) for k in ("mask", "overlay", "segmentation")}
+    for m in (arr, arr.mask, *outs.values()):
+        assert m.header.frame_id == "camera_color_optical_frame" and m.header.stamp.sec == sec
+    names = reference.bundle.class_names
+    assert list(arr.class_names) == names and len(arr.instances) == len(ref)
+    ids = instance_id_image(ref.masks, rgb.shape[:2])
+    np.testing.assert_array_equal(image_to_numpy(arr.mask), ids)
+    for i, (item, c, s, b) in enumerate(zip(arr.instances, ref.classes, ref.scores, ref.boxes)):
+        assert item.id == i + 1 and item.class_id == c and item.class_name == names[c]
+        assert item.score == pytest.approx(float(s), abs=1e-6)
+        roi = item.box  # whole pixels around the float box, inside the image
+        assert roi.x_offset <= max(b[0], 0) and roi.y_offset <= max(b[1], 0)
+        assert roi.x_offset + roi.width >= min(b[2], rgb.shape[1]) - 1e-3
+        assert roi.y_offset + roi.height >= min(b[3], rgb.shape[0]) - 1e-3
+        assert item.pixel_count == np.count_nonzero(ref.masks[i])
+    mask = image_to_numpy(outs["mask"])
+    np.testing.assert_array_equal(mask, class_id_image(ids, ref.classes))
+    np.testing.assert_array_equal(image_to_numpy(outs["overlay"]), ref.overlay)
+    seg = outs["segmentation"]
+    best = ref.class_scores(reference.bundle.num_classes)
+    np.testing.assert_allclose(seg.class_scores[1:], best, atol=1e-6)
+    np.testing.assert_array_equal(image_to_numpy(seg.mask), mask)
+    return len(ref)
+
+
+def test_an_instance_bundle_publishes_instances_with_the_input_header(harness_factory):
     from instance_fixtures import box_bundle
 
-    instance = str(box_bundle().path)
-    h = harness_factory(model=instance, stats_period=0.2)
-    assert h.node.runtime is None
-    err = h.node.model_error
-    assert "\n" not in err and instance in err and "instance bundle" in err and "semantic" in err
-    rgb = scene_images(1, SIZE, seed=16)[0]
-    h.send(rgb, 1)
-    assert h.spin_until(lambda: h.node.errors["no_model"] >= 1)
-    assert h.node.errors["failed"] == 0 and not h.got["segmentation"]
-    ok = h.node.set_parameters([Parameter("model", value=str(cam_bundle().path))])[0]
-    assert ok.successful
-    h.send_and_wait(rgb, 2)
-    swap = h.node.set_parameters([Parameter("model", value=instance)])[0]
-    assert not swap.successful and "instance bundle" in swap.reason
-    h.send_and_wait(rgb, 3)  # the semantic model is kept
+    path = box_bundle().path
+    h = harness_factory(model=str(path))
+    h.watch_label_info()
+    assert h.node.runtime is not None and h.node.model_error == ""
+    reference = Runtime(path, threads=1)
+    frames = scene_images(3, SIZE, seed=16)
+    found = 0
+    for i, rgb in enumerate(frames):
+        h.send(rgb, 300 + i)
+        found += _check_instances(h, reference, rgb, 300 + i)
+    assert found > 0  # the comparison is not vacuous
+    assert not h.got["cam"]  # no CAMs in an instance model
+    assert h.spin_until(lambda: h.got["label_info"])
+    info = json.loads(h.got["label_info"][-1].data)
+    assert info["task"] == "instance" and "instances_encoding" in info
+    assert info["nms_threshold"] == reference.instance.nms_threshold
+    # thresholds are live parameters: nothing passes a class probability of 1
+    assert h.node.set_parameters([Parameter("score_threshold", value=1.0)])[0].successful
+    arr = h.send_and_wait(frames[0], 310, key="instances")
+    assert not arr.instances and not image_to_numpy(arr.mask).any()
+    assert not image_to_numpy(_at(h, "mask", 310)).any()
+    assert h.node.set_parameters([Parameter("score_threshold", value=-1.0)])[0].successful
+    h.send(frames[0], 311)
+    _check_instances(h, reference, frames[0], 311)
+    # swaps both ways between an instance and a semantic bundle
+    assert h.node.set_parameters([Parameter("model", value=str(cam_bundle().path))])[0].successful
+    h.send_and_wait(frames[1], 320)
+    assert h.spin_until(lambda: any(m.header.stamp.sec == 320 for m in h.got["cam"]))
+    assert h.node.set_parameters([Parameter("model", value=str(path))])[0].successful
+    h.send(frames[1], 321)
+    _check_instances(h, reference, frames[1], 321)
+    assert h.node.errors == {"bad_input": 0, "no_model": 0, "failed": 0}
+
+
+def test_the_depth_gate_cuts_instances(harness_factory):
+    from instance_fixtures import box_bundle
+
+    path = box_bundle().path
+    h = harness_factory(model=str(path), use_depth=True, **{"depth.max_range": 1.0})
+    rgb = scene_images(1, SIZE, seed=17)[0]
+    reference = Runtime(path, threads=1)
+    assert len(reference.detect(rgb)) > 0
+    for sec, millimetres in ((400, 3000), (401, 500)):
+        h.send(np.full(SIZE, millimetres, np.uint16), sec, encoding="16UC1", pub=h.depth_pub)
+        depth_at = lambda s=sec: h.node._depth_msg and h.node._depth_msg.header.stamp.sec == s  # noqa: E731
+        assert h.spin_until(depth_at), "the node did not get the depth image"
+        h.send(rgb, sec)
+        arr = _at(h, "instances", sec)
+        if millimetres > 1000:  # everything beyond range: no instance is left
+            assert not arr.instances and not image_to_numpy(arr.mask).any()
+        else:
+            _check_instances(h, reference, rgb, sec)
 
 
 def test_depth_gate_and_output_switches(harness_factory):

@@ -25,11 +25,19 @@ Publishes, all with the input image's header:
                        dropped (stale), errors, latency / wait / session.run timings, provider
 =====================  ======================================================================
 
+An instance bundle (``deal export`` of a box run) is served too: ``~/instances``
+(deal_ros/msg/InstanceArray: class, score, box and pixel count per instance, and a mono8
+instance-id mask) joins the outputs; ``~/mask`` holds each pixel's instance class, ``~/overlay``
+the tinted instances with their boxes and "name score", ``~/segmentation`` each class's best
+instance score. ``~/cam`` and ``~/cam/<class>`` stay silent (the model has no CAMs). The depth
+gate cuts instance masks; an instance left without a pixel is dropped.
+
 Parameters (all with descriptors; ``ros2 param describe``): ``model`` (bundle folder; setting
 it at run time loads the new bundle first and swaps it in, or rejects the change with the
 reason and keeps the old model), ``providers`` (auto | tensorrt,cuda,cpu), ``fp16``,
-``threads``, ``cam_threshold`` / ``score_threshold`` / ``overlay_alpha`` (< 0: the bundle's),
-``publish.{mask,cam,overlay,segmentation,cam_per_class,lazy}``, ``use_depth``,
+``threads``, ``cam_threshold`` / ``score_threshold`` / ``overlay_alpha`` and, for instance
+bundles, ``nms_threshold`` / ``mask_threshold`` (< 0: the bundle's),
+``publish.{mask,cam,overlay,segmentation,instances,cam_per_class,lazy}``, ``use_depth``,
 ``depth.max_range`` (m, 0 = off: pixels farther or without depth become background),
 ``depth.slop`` (s), ``qos.reliability`` / ``qos.depth`` (input), ``qos.output_reliability``,
 ``stats_period``. Bad input or a missing model: one throttled log line, the node keeps running.
@@ -56,9 +64,15 @@ from deal_ros.core.depth import depth_msg_to_metres
 from deal_ros.core.image_codec import numpy_to_image, to_rgb8
 from deal_ros.core.pairing import stamp_to_ns
 from deal_ros.errors import DealError
+from deal_ros.infer.instances import (
+    InstanceResult,
+    class_id_image,
+    instance_id_image,
+    pixel_box,
+)
 from deal_ros.infer.postprocess import depth_keep
 from deal_ros.infer.runtime import InferenceResult, Runtime
-from deal_ros.msg import Segmentation
+from deal_ros.msg import Instance, InstanceArray, Segmentation
 from deal_ros.nodes._common import QOS_RELIABILITY, ThrottledLog, declare, declare_qos, qos_profile
 from deal_ros.nodes.cloud_outputs import CloudOutputs
 from deal_ros.nodes.segmenter_worker import Frame, LatencyStats, LatestSlot, Worker
@@ -67,7 +81,8 @@ __all__ = ["NODE_NAME", "PARAMETERS", "SegmenterNode", "main"]
 
 NODE_NAME = "deal_segmenter"
 _RELOAD_KEYS = ("model", "providers", "fp16", "threads")
-_THRESHOLDS = ("cam_threshold", "score_threshold", "overlay_alpha")
+_THRESHOLDS = ("cam_threshold", "score_threshold", "nms_threshold", "mask_threshold",
+               "overlay_alpha")  # fmt: skip
 _UNIT = (-1.0, 1.0)
 
 # name -> (default, description, declare() options); qos.reliability / qos.depth come from
@@ -79,15 +94,24 @@ PARAMETERS: dict[str, tuple[Any, str, dict[str, Any]]] = {
                           "list such as cuda,cpu", {}),
     "fp16": (False, "TensorRT fp16 engine (cached in <model>/engine/)", {}),
     "threads": (0, "ONNX Runtime intra-op threads (0: its default)", {"value_range": (0, 256)}),
-    "cam_threshold": (-1.0, "background CAM score (< 0: the bundle's)", {"value_range": _UNIT}),
-    "score_threshold": (-1.0, "class presence score (< 0: the bundle's)",
-                        {"value_range": _UNIT}),
+    "cam_threshold": (-1.0, "background CAM score (< 0: the bundle's; semantic bundles)",
+                      {"value_range": _UNIT}),
+    "score_threshold": (-1.0, "class presence score; instance bundles: a candidate's class "
+                              "probability (< 0: the bundle's)", {"value_range": _UNIT}),
+    "nms_threshold": (-1.0, "instance bundles: box IoU above which the lower-scored of two "
+                            "same-class instances goes (< 0: the bundle's)",
+                      {"value_range": _UNIT}),
+    "mask_threshold": (-1.0, "instance bundles: mask probability (< 0: the bundle's)",
+                       {"value_range": _UNIT}),
     "overlay_alpha": (-1.0, "colour weight of ~/overlay (< 0: the bundle's)",
                       {"value_range": _UNIT}),
     "publish.mask": (True, "publish ~/mask (mono8 class ids)", {}),
-    "publish.cam": (True, "publish ~/cam (32FC1 CAM of the strongest present class)", {}),
+    "publish.cam": (True, "publish ~/cam (32FC1 CAM of the strongest present class; "
+                          "semantic bundles)", {}),
     "publish.overlay": (True, "publish ~/overlay (rgb8)", {}),
     "publish.segmentation": (True, "publish ~/segmentation (deal_ros/msg/Segmentation)", {}),
+    "publish.instances": (True, "publish ~/instances (deal_ros/msg/InstanceArray; instance "
+                                "bundles)", {}),
     "publish.cam_per_class": (False, "also publish ~/cam/<class> (32FC1) for every class", {}),
     "publish.lazy": (True, "skip computing outputs that have no subscriber", {}),
     "use_depth": (False, "subscribe to `depth` for the depth gate", {"read_only": True}),
@@ -150,6 +174,7 @@ class SegmenterNode(Node):
             "cam": self.create_publisher(Image, "~/cam", self.out_qos),
             "overlay": self.create_publisher(Image, "~/overlay", self.out_qos),
             "segmentation": self.create_publisher(Segmentation, "~/segmentation", self.out_qos),
+            "instances": self.create_publisher(InstanceArray, "~/instances", self.out_qos),
         }
         self.label_pub = self.create_publisher(String, "~/label_info", latched)
         self.stats_pub = self.create_publisher(String, "~/stats", 10)
@@ -166,10 +191,7 @@ class SegmenterNode(Node):
             providers=value["providers"],
             fp16=bool(value["fp16"]),
             threads=int(value["threads"]),
-            cam_threshold=value["cam_threshold"],
-            score_threshold=value["score_threshold"],
-            overlay_alpha=value["overlay_alpha"],
-            task="semantic",  # an instance bundle is refused at load, in one line
+            **{k: value[k] for k in _THRESHOLDS},
         )
 
     def _load_initial_model(self) -> None:
@@ -191,7 +213,12 @@ class SegmenterNode(Node):
         for notice in runtime.notes:
             self.get_logger().warning(notice)
         self.get_logger().info(f"model: {runtime.describe()}")
-        if self._param("publish.cam_per_class"):
+        if runtime.bundle.is_instance:
+            self.get_logger().info(
+                "instance bundle: publishing ~/instances; ~/cam and ~/cam/<class> stay silent "
+                "(the model has no CAMs)"
+            )
+        elif self._param("publish.cam_per_class"):
             with self._cam_lock:
                 self._class_cam_publishers(runtime)
         self.publish_label_info()
@@ -219,10 +246,7 @@ class SegmenterNode(Node):
             return
         runtime = self.runtime
         if runtime is not None and names & set(_THRESHOLDS):
-            pp = runtime.bundle.postprocess
-            for key in _THRESHOLDS:
-                value = float(self._param(key))
-                setattr(runtime, key, value if value >= 0 else getattr(pp, key))
+            runtime.set_thresholds(**{k: float(self._param(k)) for k in _THRESHOLDS})
             self.publish_label_info()
 
     # ------------------------------------------------------------------ callbacks
@@ -280,6 +304,17 @@ class SegmenterNode(Node):
             self.errors["bad_input"] += 1
             self._log("bad_input", f"bad input: {exc}", "error")
             return
+        if runtime.bundle.is_instance:
+            mask, run = self._detect(msg, runtime, rgb, keep)
+        else:
+            mask, run = self._segment(msg, runtime, rgb, keep)
+        if self.cloud.wanted():
+            bundle = runtime.bundle
+            self.cloud.publish(depth, None, mask, bundle.class_names, rgb, palette=bundle.palette)
+        self.stats.add(frame.arrived, started, run, time.perf_counter())
+
+    def _segment(self, msg: Image, runtime: Runtime, rgb: np.ndarray, keep: np.ndarray | None):
+        """A semantic bundle's frame: publish; return the class mask and session.run time."""
         per_class = bool(self._param("publish.cam_per_class"))
         result = runtime.segment(
             rgb,
@@ -289,12 +324,24 @@ class SegmenterNode(Node):
             keep=keep,
         )
         self._publish(msg, runtime, result, per_class)
-        if self.cloud.wanted():
-            bundle = runtime.bundle
-            self.cloud.publish(
-                depth, None, result.mask, bundle.class_names, rgb, palette=bundle.palette
-            )
-        self.stats.add(frame.arrived, started, result.timings["run"], time.perf_counter())
+        return result.mask, result.timings["run"]
+
+    def _detect(self, msg: Image, runtime: Runtime, rgb: np.ndarray, keep: np.ndarray | None):
+        """An instance bundle's frame: publish; return the class mask and session.run time."""
+        result = runtime.detect(rgb, overlay=self._wanted("overlay"), keep=keep)
+        ids = instance_id_image(result.masks, rgb.shape[:2])
+        mask = class_id_image(ids, result.classes)
+        header = msg.header
+        if self._wanted("mask"):
+            self.pubs["mask"].publish(numpy_to_image(mask, "mono8", header))
+        if self._wanted("overlay") and result.overlay is not None:
+            self.pubs["overlay"].publish(numpy_to_image(result.overlay, "rgb8", header))
+        if self._wanted("segmentation"):
+            scores = result.class_scores(runtime.bundle.num_classes)
+            self.pubs["segmentation"].publish(_segmentation(header, runtime, scores, mask))
+        if self._wanted("instances"):
+            self.pubs["instances"].publish(_instance_array(header, runtime, result, ids))
+        return mask, result.timings["run"]
 
     def _publish(self, msg: Image, runtime: Runtime, result: InferenceResult, per_class: bool):
         header = msg.header
@@ -305,18 +352,11 @@ class SegmenterNode(Node):
         if self._wanted("overlay") and result.overlay is not None:
             self.pubs["overlay"].publish(numpy_to_image(result.overlay, "rgb8", header))
         if self._wanted("segmentation"):
-            self.pubs["segmentation"].publish(self._segmentation(header, runtime, result))
+            self.pubs["segmentation"].publish(
+                _segmentation(header, runtime, result.scores, result.mask)
+            )
         if per_class:
             self._publish_class_cams(header, runtime, result)
-
-    def _segmentation(self, header, runtime: Runtime, result: InferenceResult) -> Segmentation:
-        out = Segmentation()
-        out.header = header
-        out.class_names = runtime.bundle.class_names
-        background = 1.0 - float(result.scores.max()) if result.scores.size else 1.0
-        out.class_scores = [background, *map(float, result.scores)]
-        out.mask = numpy_to_image(result.mask, "mono8", header)
-        return out
 
     def _class_cam_publishers(self, runtime: Runtime) -> None:
         """Make the ``~/cam/<class>`` publishers of this model's classes (call with the lock
@@ -327,8 +367,10 @@ class SegmenterNode(Node):
                 self._cam_pubs[name] = self.create_publisher(Image, topic, self.out_qos)
 
     def _drop_class_cam_publishers(self, runtime: Runtime | None) -> None:
-        """After a model swap: destroy the publishers of classes the new model lacks."""
-        keep = set(runtime.bundle.classes) if runtime is not None else set()
+        """After a model swap: destroy the publishers of classes the new model lacks (all of
+        them for an instance bundle, which has no CAMs)."""
+        semantic = runtime is not None and not runtime.bundle.is_instance
+        keep = set(runtime.bundle.classes) if semantic else set()
         with self._cam_lock:
             for name in [n for n in self._cam_pubs if n not in keep]:
                 self.destroy_publisher(self._cam_pubs.pop(name))
@@ -349,15 +391,24 @@ class SegmenterNode(Node):
         if runtime is None:
             return {"model": "", "error": self.model_error}
         b = runtime.bundle
-        return {
+        info = {
             "model": str(b.path),
+            "task": b.task,
             "class_names": b.class_names,
             "palette": [list(map(int, row)) for row in b.palette],
             "mask_encoding": "mono8 class ids, 0 = background",
-            "cam_threshold": runtime.cam_threshold,
             "score_threshold": runtime.score_threshold,
             "provider": runtime.provider,
         }
+        if b.is_instance:
+            spec = runtime.instance
+            info["instances_encoding"] = (
+                "~/instances: deal_ros/msg/InstanceArray, mask mono8 instance ids, 0 = none"
+            )
+            info.update(nms_threshold=spec.nms_threshold, mask_threshold=spec.mask_threshold)
+        else:
+            info["cam_threshold"] = runtime.cam_threshold
+        return info
 
     def publish_label_info(self) -> None:
         self.label_pub.publish(String(data=json.dumps(self.label_info())))
@@ -384,6 +435,40 @@ class SegmenterNode(Node):
     def destroy_node(self) -> None:
         self.close()
         super().destroy_node()
+
+
+def _segmentation(header, runtime: Runtime, scores: np.ndarray, mask: np.ndarray) -> Segmentation:
+    """``scores``: (K,) per class (image-level probabilities, or an instance bundle's best
+    instance score per class); background 1 - max (our choice)."""
+    out = Segmentation()
+    out.header = header
+    out.class_names = runtime.bundle.class_names
+    background = 1.0 - float(scores.max()) if scores.size else 1.0
+    out.class_scores = [background, *map(float, scores)]
+    out.mask = numpy_to_image(mask, "mono8", header)
+    return out
+
+
+def _instance_array(header, runtime: Runtime, result: InstanceResult, ids: np.ndarray):
+    """The ~/instances message: ``ids`` is ``instance_id_image(result.masks)`` (255 at most)."""
+    out = InstanceArray()
+    out.header = header
+    out.class_names = runtime.bundle.class_names
+    n = min(len(result), 255)
+    pixels = np.count_nonzero(result.masks[:n], axis=(1, 2))
+    for i in range(n):
+        item = Instance()
+        item.id = i + 1
+        item.class_id = int(result.classes[i])
+        item.class_name = out.class_names[item.class_id]
+        item.score = float(result.scores[i])
+        left, top, right, bottom = pixel_box(result.boxes[i], ids.shape)
+        item.box.x_offset, item.box.y_offset = left, top
+        item.box.width, item.box.height = right - left, bottom - top
+        item.pixel_count = int(pixels[i])
+        out.instances.append(item)
+    out.mask = numpy_to_image(ids, "mono8", header)
+    return out
 
 
 def main(args: Sequence[str] | None = None) -> int:
