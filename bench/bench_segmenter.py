@@ -9,6 +9,9 @@ same 640x480 rgb8 image, measured side by side in one process, one of each in tu
 
 Printed: the ratio node / bare (target <= 1.10) and where the rest goes (pre-, post-processing,
 hand-off to the worker thread, encoding + publishing 4 messages), and frames/s of both.
+``--instance``: the same for an instance bundle (an untrained mobilenet_v2 CondInst, box preset
+sizes, exported with score threshold 0 and 10 detections per image, so every frame carries 10
+instances through NMS, mask upsampling, overlay and ``~/instances``).
 ``--providers cuda`` / ``--providers tensorrt --fp16`` do the same on a GPU.
 
 Run: ``.venv/bin/python bench/bench_segmenter.py [--quick|--full] [--providers cpu]``
@@ -38,11 +41,14 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from deal_ros.core.image_codec import numpy_to_image  # noqa: E402
-from deal_ros.msg import Segmentation  # noqa: E402
+from deal_ros.msg import InstanceArray, Segmentation  # noqa: E402
 from deal_ros.nodes.segmenter import SegmenterNode  # noqa: E402
 
 IMAGE = (480, 640)
-OUTPUTS = {"mask": Image, "cam": Image, "overlay": Image, "segmentation": Segmentation}
+SEMANTIC = {"mask": Image, "cam": Image, "overlay": Image, "segmentation": Segmentation}
+INSTANCE = {"mask": Image, "overlay": Image, "segmentation": Segmentation,
+            "instances": InstanceArray}  # fmt: skip
+INSTANCES_PER_FRAME = 10
 
 
 def make_bundle(root: Path, size: tuple[int, int]) -> Path:
@@ -57,6 +63,25 @@ def make_bundle(root: Path, size: tuple[int, int]) -> Path:
     net = CAMNet("mobilenet_v2", num_classes=1, pretrained=None)
     out = root / f"bench-{size[0]}x{size[1]}"
     export_model(net, ["object"], out, input_size=size, parity_count=1, tensorrt=False)
+    return out
+
+
+def make_instance_bundle(root: Path, size: tuple[int, int]) -> Path:
+    """Export an untrained mobilenet_v2 CondInst (1 class) at ``size``: every frame gives
+    ``INSTANCES_PER_FRAME`` instances (score threshold 0)."""
+    import torch
+
+    from deal_ros.export.instance_bundle import export_instance_model
+    from deal_ros.instance.condinst import CondInst
+    from deal_ros.instance.config import BoxModelConfig
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = CondInst(1, BoxModelConfig(pretrained=None)).eval()
+    out = root / f"bench-instance-{size[0]}x{size[1]}"
+    export_instance_model(model, ["object"], out, input_size=size, fit="pad", parity_count=1,
+                          score_threshold=0.0, max_detections=INSTANCES_PER_FRAME,
+                          tensorrt=False)  # fmt: skip
     return out
 
 
@@ -81,8 +106,9 @@ class Bench:
         self.executor.add_node(self.node)
         self.executor.add_node(self.client)
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.seen: dict[str, int] = dict.fromkeys(OUTPUTS, -1)
-        for name, kind in OUTPUTS.items():
+        self.outputs = INSTANCE if self.node.runtime.bundle.is_instance else SEMANTIC
+        self.seen: dict[str, int] = dict.fromkeys(self.outputs, -1)
+        for name, kind in self.outputs.items():
             self.client.create_subscription(
                 kind, f"/deal_segmenter/{name}",
                 lambda m, n=name: self.seen.__setitem__(n, m.header.stamp.sec), qos,
@@ -98,7 +124,7 @@ class Bench:
 
     def ready(self) -> None:
         ok = self.wait(lambda: all(
-            self.node.pubs[n].get_subscription_count() > 0 for n in OUTPUTS
+            self.node.pubs[n].get_subscription_count() > 0 for n in self.outputs
         ) and self.pub.get_subscription_count() > 0)  # fmt: skip
         if not ok:
             raise SystemExit("discovery did not complete")
@@ -114,6 +140,13 @@ class Bench:
             raise SystemExit(f"frame {self.stamp} lost: {self.node.stats_snapshot()}")
         self.wait(lambda: self.node.stats.processed > before)
         return self.node.stats.latency[-1]
+
+    def timings(self, rgb: np.ndarray) -> dict[str, float]:
+        """The runtime's own pre-/post-processing times for ``rgb`` (outside the node)."""
+        rt = self.node.runtime
+        if rt.bundle.is_instance:
+            return rt.detect(rgb).timings
+        return rt.segment(rgb, cam=True, overlay=True).timings
 
     def bare_run(self, x: np.ndarray) -> float:
         t0 = time.perf_counter()
@@ -139,7 +172,7 @@ def measure(bench: Bench, rgb: np.ndarray, frames: int) -> dict[str, float]:
         node.append(bench.node_frame(rgb))
         wait.append(bench.node.stats.wait[-1])
         inner.append(bench.node.stats.run[-1])
-        timings = rt.segment(rgb, cam=True, overlay=True).timings
+        timings = bench.timings(rgb)
         pre.append(timings["preprocess"])
         post.append(timings["postprocess"])
     med = {k: statistics.median(v) * 1000 for k, v in
@@ -159,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: all)")
     parser.add_argument("--model", type=Path, help="use this bundle instead of exporting one")
     parser.add_argument("--frames", type=int, default=0, help="frames per size (default 24/60)")
+    parser.add_argument(
+        "--instance",
+        action="store_true",
+        help=f"an instance bundle ({INSTANCES_PER_FRAME} instances per frame)",
+    )
     args = parser.parse_args(argv)
     sizes = [(480, 640), (240, 320)] if args.full else [(480, 640)]
     frames = args.frames or (60 if args.full else 24)
@@ -168,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'wait':>6} {'pre':>6} {'run':>8} {'post':>6} {'publish':>7} | "
           f"{'bare fps':>8} {'node fps':>8}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="deal-bench-") as tmp:
-        models = [args.model] if args.model else [make_bundle(Path(tmp), s) for s in sizes]
+        make = make_instance_bundle if args.instance else make_bundle
+        models = [args.model] if args.model else [make(Path(tmp), s) for s in sizes]
         for model in models:
             bench = Bench(model, args.providers, args.fp16, args.threads)
             try:
@@ -183,9 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"{1000 / m['bare']:8.1f} {1000 / m['node']:8.1f}")  # fmt: skip
             finally:
                 bench.close()
+    outputs = ", ".join(INSTANCE if args.instance else SEMANTIC)
     print("ratio = node (arrival -> last of 4 publishes) / bare session.run, medians, same run;")
     print("node breakdown: wait = hand-off to the worker, run = session.run inside the node,")
-    print("publish = the rest (encoding + publishing mask, cam, overlay, segmentation)")
+    print(f"publish = the rest (encoding + publishing {outputs})")
     return 0
 
 
