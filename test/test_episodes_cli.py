@@ -132,3 +132,44 @@ def test_export_ply_needs_camera_info_and_writes_clouds(tmp_path, capsys):
     valid_pixels = 24 * (32 - 2)  # the fixture's depth has a 2-pixel invalid band
     assert len(ply.cloud.points) == valid_pixels
     np.testing.assert_allclose(ply.cloud.points[:, 2], (500 + 1) / 1000, atol=1e-6)  # 501 mm
+
+
+def test_boxes_add_list_clear_and_refuse_bad_ones(tmp_path, capsys):
+    from deal_ros.data.registry import build_dataset
+
+    store = EpisodeStore(tmp_path)
+    _episode(store, "mug-a", 3)
+    ep = str(tmp_path / "mug-a")
+    assert main(["episodes", "boxes", ep]) == 0
+    assert "mug-a: 0 box(es), labels ['mug']" in capsys.readouterr().out
+    assert main(["episodes", "boxes", ep, "--add", "mug", "2,3,12,20"]) == 0
+    stamp = BASE + NS // 30  # the second frame
+    assert main(["episodes", "boxes", ep, "--add", "mug", "0,0,5,5", "--frames", str(stamp)]) == 0
+    out = capsys.readouterr().out
+    assert "[0] mug: 2,3,12,20 (all)" in out and "[1] mug: 0,0,5,5 (1 frame(s))" in out
+    assert load_meta(ep).boxes[1] == {
+        "label": "mug", "x0": 0.0, "y0": 0.0, "x1": 5.0, "y1": 5.0, "frames": [stamp]
+    }  # fmt: skip
+    ds = build_dataset(ep)
+    assert [len(ds[i].boxes) for i in range(3)] == [1, 2, 1]
+    bad = {
+        ("--add", "cup", "1,1,4,4"): "boxes[2]: label 'cup' is not one of the episode's ['mug']",
+        ("--add", "mug", "1,1,4"): "--add mug 1,1,4: expected X0,Y0,X1,Y1",
+        ("--add", "mug", "5,1,4,4"): "boxes[2]: box (5, 1, 4, 4) is empty or not finite",
+        ("--add", "mug", "a,1,4,4"): "boxes[2]: x0, y0, x1, y1 must be numbers",
+        ("--add", "mug", "1,1,4,4", "--frames", "first"): "boxes[2]: frames must be 'all'",
+    }
+    for argv, text in bad.items():
+        assert main(["episodes", "boxes", ep, *argv]) == 1
+        err = capsys.readouterr().err.strip()
+        assert text in err and "\n" not in err, err
+    assert len(load_meta(ep).boxes) == 2  # nothing was written by the refused calls
+    assert main(["episodes", "boxes", ep, "--clear"]) == 0
+    assert load_meta(ep).boxes == [] and "0 box(es)" in capsys.readouterr().out
+    writer = _episode(store, "mug-live", 1, close=False)
+    try:
+        live = str(tmp_path / "mug-live")
+        assert main(["episodes", "boxes", live, "--add", "mug", "0,0,4,4"]) == 1
+        assert "is being recorded" in capsys.readouterr().err
+    finally:
+        writer.close()

@@ -384,3 +384,82 @@ def test_keyframes_skip_a_still_scene_in_the_node(ros_context, tmp_path):
         node.destroy_node()
         cam.destroy_node()
     assert ok and meta.frames == 2 and meta.dropped["keyframe_skip"] == 29
+
+
+def test_operator_boxes_given_at_start_reach_box_training(ros_context, tmp_path):
+    """In-process: StartEpisode's boxes land in episode.yaml and on every recorded frame; a
+    bad box is refused in one line and nothing is created."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image, RegionOfInterest
+
+    from deal_ros.core.image_codec import numpy_to_image
+    from deal_ros.data.registry import build_dataset
+    from deal_ros.msg import LabeledBox
+    from deal_ros.nodes.recorder import RecorderNode
+
+    from recorder_driver import frame
+
+    def box(label, x, y, w, h):
+        roi = RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
+        return LabeledBox(label=label, box=roi)
+
+    tag = uuid.uuid4().hex[:8]
+    node = RecorderNode(
+        context=ros_context,
+        cli_args=["--ros-args", "-r", f"__node:=rec_{tag}"],
+        parameter_overrides=[
+            Parameter("episodes_dir", value=str(tmp_path)),
+            Parameter("rgb_topic", value=f"/b{tag}/rgb"),
+            Parameter("depth_topic", value=f"/b{tag}/depth"),
+            Parameter("min_free_mb", value=0.0),
+        ],
+    )
+    cam = rclpy.create_node(f"cam_{tag}", context=ros_context)
+    pubs = [cam.create_publisher(Image, f"/b{tag}/{s}", 50) for s in ("rgb", "depth")]
+    start = cam.create_client(StartEpisode, f"/rec_{tag}/start_episode")
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    executor.add_node(cam)
+
+    def call(**request):
+        future = start.call_async(StartEpisode.Request(**request))
+        assert spin_until(executor, future.done), "start_episode timed out"
+        return future.result()
+
+    try:
+        assert spin_until(executor, lambda: start.service_is_ready())
+        refused = {
+            "'cup' is not one of the episode's ['mug']": box("cup", 1, 2, 10, 8),
+            "is empty or not finite": box("mug", 5, 5, 0, 8),
+        }
+        for text, bad in refused.items():
+            reply = call(labels=["mug"], name="bad", boxes=[box("mug", 0, 0, 4, 4), bad])
+            assert not reply.success and "boxes[1]" in reply.message and text in reply.message
+            assert "\n" not in reply.message
+        assert not (tmp_path / "bad").exists()
+        reply = call(labels=["mug"], name="boxed", boxes=[box("mug", 10, 20, 30, 25)])
+        assert reply.success, reply.message
+        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in pubs))
+        for i in range(3):
+            rgb, depth = frame(i, 60, 80)
+            for pub, msg in zip(
+                pubs, (numpy_to_image(rgb, "rgb8"), numpy_to_image(depth, "16UC1"))
+            ):
+                msg.header.stamp.sec, msg.header.stamp.nanosec = 60 + i, 0
+                pub.publish(msg)
+            spin_until(executor, lambda: False, 0.05)
+        assert spin_until(executor, lambda: node.status().frames >= 2)
+        ok, _message, meta = node.stop_episode()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        cam.destroy_node()
+    assert ok and meta.frames == 3
+    expected = {"label": "mug", "x0": 10.0, "y0": 20.0, "x1": 40.0, "y1": 45.0, "frames": "all"}
+    assert load_meta(tmp_path / "boxed").boxes == [expected]
+    ds = build_dataset(f"episodes:{tmp_path / 'boxed'}")
+    assert len(ds) == 3
+    for i in range(3):
+        (b,) = ds[i].boxes
+        assert (b.class_id, b.x0, b.y0, b.x1, b.y1) == (1, 10.0, 20.0, 40.0, 45.0)

@@ -4,6 +4,7 @@ deal episodes list ./episodes          # id, labels, frames, duration, size, sta
 deal episodes info ./episodes/<id>     # stamps, rates, drops and why, depth validity, sizes
 deal episodes repair ./episodes/<id>   # after a crash or power loss (or a whole directory)
 deal episodes export ./episodes/<id> --format png   # frames for a quick look
+deal episodes boxes ./episodes/<id> --add mug 120,80,260,240  # operator box, whole episode
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from deal_ros.data.episode_meta import META_FILE, EpisodeError
+from deal_ros.data.episode_meta import META_FILE, EpisodeError, save_meta, validate_boxes
 from deal_ros.data.episode_repair import find_mcap, pair_counts
 from deal_ros.data.episodes import Episode, EpisodeStore, repair_episode
 from deal_ros.data.mcap_recover import scan_mcap
@@ -48,10 +49,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output directory (default: <episode>/export-<format>)")
     p.add_argument("--every", type=int, default=1, help="keep one frame in N")
     p.add_argument("--limit", type=int, default=0, help="stop after N frames (0 = all)")
+    p = sub.add_parser(
+        "boxes",
+        help="list, add or clear an episode's operator boxes (for deal train --config box)",
+        description="Operator boxes live in episode.yaml 'boxes' (docs/formats.md); the recorder "
+        "stores those given to start_episode. Pixels of the rgb image, x1/y1 exclusive.",
+    )
+    p.add_argument("episode", help="episode directory")
+    p.add_argument("--add", nargs=2, action="append", default=[], metavar=("LABEL", "X0,Y0,X1,Y1"),
+                   help="add a box around an object with one of the episode's labels "
+                        "(repeatable)")  # fmt: skip
+    p.add_argument("--frames", default="all",
+                   help="frames the added boxes hold for: all, or rgb stamps in ns (comma "
+                        "separated; 'deal episodes export' lists them in frames.csv)")  # fmt: skip
+    p.add_argument("--clear", action="store_true", help="remove every box first")
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"list": _list, "info": _info, "repair": _repair, "export": _export}[args.action](args)
+    actions = {"list": _list, "info": _info, "repair": _repair, "export": _export, "boxes": _boxes}
+    return actions[args.action](args)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -407,3 +423,32 @@ def _export_png(Image, out: Path, stem: str, frame) -> list[str]:
         Image.fromarray(mm).save(out / "depth" / f"{stem}.png")
         files.append(f"depth/{stem}.png")
     return files
+
+
+# ----------------------------------------------------------------------------- boxes
+
+
+def _boxes(args: argparse.Namespace) -> int:
+    episode = _open(args.episode)
+    meta = episode.meta
+    if args.add or args.clear:
+        if episode.is_locked():
+            raise EpisodeError(f"'{episode.path}' is being recorded; change its boxes after stop")
+        frames = "all" if args.frames == "all" else args.frames.split(",")
+        added = [_parse_box(label, text, frames) for label, text in args.add]
+        boxes = validate_boxes(([] if args.clear else meta.boxes) + added, meta.labels)
+        meta.boxes = boxes
+        save_meta(episode.path, meta)
+    boxes = validate_boxes(meta.boxes, meta.labels, f"{episode.path / META_FILE}: boxes")
+    print(f"{episode.path.name}: {len(boxes)} box(es), labels {meta.labels}")
+    for k, b in enumerate(boxes):
+        frames = b["frames"] if b["frames"] == "all" else f"{len(b['frames'])} frame(s)"
+        print(f"  [{k}] {b['label']}: {b['x0']:g},{b['y0']:g},{b['x1']:g},{b['y1']:g} ({frames})")
+    return 0
+
+
+def _parse_box(label: str, text: str, frames: Any) -> dict[str, Any]:
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise EpisodeError(f"--add {label} {text}: expected X0,Y0,X1,Y1 (four numbers)")
+    return {"label": label, **dict(zip(("x0", "y0", "x1", "y1"), parts)), "frames": frames}

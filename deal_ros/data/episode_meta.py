@@ -8,8 +8,10 @@ or the new file, never half of one.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,6 +97,54 @@ def validate_labels(labels: Any) -> list[str]:
             raise EpisodeError(f"label {label!r} is given twice")
         out.append(label)
     return out
+
+
+def validate_boxes(boxes: Any, labels: Sequence[str], where: str = "boxes") -> list[dict]:
+    """Operator boxes as ``episode.yaml`` stores them: ``{label, x0, y0, x1, y1, frames}`` with
+    ``label`` one of ``labels``, finite pixel coordinates, ``x0 < x1``, ``y0 < y1`` (exclusive
+    x1, y1) and ``frames`` ``all`` (default) or a list of rgb stamps in ns. One error line
+    names the first bad box (``where[k]``)."""
+    if boxes is None:
+        return []
+    if isinstance(boxes, (str, bytes, Mapping)) or not hasattr(boxes, "__iter__"):
+        raise EpisodeError(f"{where} must be a list of boxes, got {boxes!r}")
+    out = []
+    for k, box in enumerate(boxes):
+        at = f"{where}[{k}]"
+        if not isinstance(box, Mapping):
+            raise EpisodeError(f"{at}: expected {{label, x0, y0, x1, y1}}, got {box!r}")
+        try:
+            label = box["label"]
+            x0, y0, x1, y1 = (float(box[c]) for c in ("x0", "y0", "x1", "y1"))
+        except KeyError as exc:
+            raise EpisodeError(
+                f"{at}: missing {exc.args[0]!r} (needs label, x0, y0, x1, y1)"
+            ) from None
+        except (TypeError, ValueError):
+            raise EpisodeError(f"{at}: x0, y0, x1, y1 must be numbers, got {dict(box)}") from None
+        if label not in labels:
+            raise EpisodeError(f"{at}: label {label!r} is not one of the episode's {list(labels)}")
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 <= x0 or y1 <= y0:
+            raise EpisodeError(
+                f"{at}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty or not finite "
+                "(needs x0 < x1, y0 < y1; x1, y1 exclusive)"
+            )
+        out.append({"label": label, "x0": x0, "y0": y0, "x1": x1, "y1": y1,
+                    "frames": _box_frames(box.get("frames", "all"), at)})  # fmt: skip
+    return out
+
+
+def _box_frames(frames: Any, at: str) -> str | list[int]:
+    if frames in ("all", None):
+        return "all"
+    try:
+        if isinstance(frames, (str, bytes)):
+            raise TypeError
+        return [int(s) for s in frames]
+    except (TypeError, ValueError):
+        raise EpisodeError(
+            f"{at}: frames must be 'all' or a list of rgb stamps in ns, got {frames!r}"
+        ) from None
 
 
 def iso_utc(when: datetime | float | None = None) -> str:

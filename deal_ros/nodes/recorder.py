@@ -5,7 +5,8 @@ so the CDR bytes go to disk untouched; validation and pairing run in
 :class:`deal_ros.data.recording.RecordingSession`, writing on the episode writer's own thread
 (:mod:`deal_ros.data.episode_writer`), so a slow disk never stalls the executor.
 
-Services ``~/start_episode`` (deal_ros/srv/StartEpisode) and ``~/stop_episode``; status
+Services ``~/start_episode`` (deal_ros/srv/StartEpisode: labels, name, optional operator
+boxes stored in ``episode.yaml`` for box-supervised training) and ``~/stop_episode``; status
 ``~/status`` (deal_ros/msg/EpisodeStatus, transient local) at ``status_period_s`` and on every
 state change. Topic names and QoS are read-only parameters; the others are read again at each
 ``start_episode``.
@@ -16,6 +17,7 @@ state change. Topic names and QoS are read-only parameters; the others are read 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,12 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 
-from deal_ros.data.episode_meta import EpisodeError, EpisodeMeta, validate_labels
+from deal_ros.data.episode_meta import (
+    EpisodeError,
+    EpisodeMeta,
+    validate_boxes,
+    validate_labels,
+)
 from deal_ros.data.episode_writer import AsyncEpisodeWriter
 from deal_ros.data.episodes import EpisodeStore
 from deal_ros.data.keyframes import KeyframeSelector
@@ -163,8 +170,11 @@ class RecorderNode(Node):
             session.on_camera_info(raw)
 
     # ------------------------------------------------------------------ episodes
-    def start_episode(self, labels: list[str], name: str) -> tuple[bool, str, str]:
-        """Start recording; ``(success, message, episode_id)``."""
+    def start_episode(
+        self, labels: list[str], name: str, boxes: Sequence[dict[str, Any]] = ()
+    ) -> tuple[bool, str, str]:
+        """Start recording; ``(success, message, episode_id)``. ``boxes``: operator boxes
+        (``{label, x0, y0, x1, y1}``, pixels) for the whole episode."""
         with self._lock:
             if self._session is not None:
                 return False, f"already recording episode '{self._meta.episode_id}'", ""
@@ -174,6 +184,7 @@ class RecorderNode(Node):
                     raise EpisodeError(
                         "no labels: pass labels in the request or set the 'labels' parameter"
                     )
+                boxes = validate_boxes(boxes, labels)
                 store = EpisodeStore(self._p("episodes_dir"))
                 store.check_space(int(self._p("min_free_mb") * 1e6))
                 writer = store.create(
@@ -183,6 +194,7 @@ class RecorderNode(Node):
                     source_topics={k: v for k, v in self._topics.items() if v},
                     sync_interval_s=self._p("sync_interval_s"),
                     reserve_bytes=self._p("reserve_kb") * 1024,
+                    boxes=boxes,
                 )
             except (EpisodeError, OSError) as exc:
                 return False, f"cannot start: {exc}", ""
@@ -306,7 +318,8 @@ class RecorderNode(Node):
 
     # ------------------------------------------------------------------ services
     def _on_start(self, request: Any, response: Any) -> Any:
-        ok, message, episode_id = self.start_episode(list(request.labels), request.name)
+        boxes = [_box_dict(b) for b in request.boxes]
+        ok, message, episode_id = self.start_episode(list(request.labels), request.name, boxes)
         response.success, response.message, response.episode_id = ok, message, episode_id
         if not ok:
             self.get_logger().warning(f"start_episode refused: {message}")
@@ -325,6 +338,14 @@ class RecorderNode(Node):
         if self._session is not None:
             _ok, message, _meta = self.stop_episode("shutdown")
             self.get_logger().info(f"shutdown: {message}")
+
+
+def _box_dict(labeled: Any) -> dict[str, Any]:
+    """A ``deal_ros/msg/LabeledBox`` as an ``episode.yaml`` box (x1, y1 exclusive)."""
+    roi = labeled.box
+    x0, y0 = int(roi.x_offset), int(roi.y_offset)
+    return {"label": labeled.label, "x0": x0, "y0": y0,
+            "x1": x0 + int(roi.width), "y1": y0 + int(roi.height)}  # fmt: skip
 
 
 def _drops(dropped: dict[str, int]) -> str:

@@ -34,7 +34,7 @@ from deal_ros.data.adapters.base import (
     select_classes,
 )
 from deal_ros.data.bag_io import BagError
-from deal_ros.data.episode_meta import META_FILE, EpisodeError
+from deal_ros.data.episode_meta import META_FILE, EpisodeError, validate_boxes
 from deal_ros.data.episodes import Episode, EpisodeStore
 from deal_ros.data.sample import Box, Sample
 
@@ -60,18 +60,16 @@ def _episodes(root: Path) -> tuple[list[Episode], bool]:
 
 
 def _boxes(ep: Episode, classes: Sequence[str]) -> list[tuple[Box, set[int] | None]]:
-    where = str(ep.path / META_FILE)
+    where = f"{ep.path / META_FILE}: boxes"
+    try:
+        boxes = validate_boxes(ep.meta.boxes, ep.meta.labels, where)
+    except EpisodeError as exc:
+        raise DatasetError(str(exc)) from None
     out = []
-    for k, b in enumerate(ep.meta.boxes or []):
-        try:
-            label = str(b["label"])
-            coords = [float(b[c]) for c in ("x0", "y0", "x1", "y1")]
-        except (KeyError, TypeError, ValueError):
-            raise DatasetError(f"{where}: boxes[{k}] needs label, x0, y0, x1, y1") from None
-        cid = int(np.argmax(multi_hot([label], classes, where))) + 1
-        frames = b.get("frames", "all")
-        stamps = None if frames in ("all", None) else {int(s) for s in frames}
-        out.append((Box(cid, *coords), stamps))
+    for b in boxes:
+        cid = int(np.argmax(multi_hot([b["label"]], classes, where))) + 1
+        stamps = None if b["frames"] == "all" else set(b["frames"])
+        out.append((Box(cid, b["x0"], b["y0"], b["x1"], b["y1"]), stamps))
     return out
 
 
