@@ -335,68 +335,80 @@ def test_disk_full_closes_episode_and_refuses_until_space_is_back(recorders, tmp
     assert "disk full: episode 'full' closed" in rec.output()
 
 
+class InProcess:
+    """A RecorderNode in this process on unique topics, a camera node publishing rgb + depth
+    there, and one executor spinning both."""
+
+    def __init__(self, context, tmp_path: Path, **params) -> None:
+        import rclpy
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import Image
+
+        from deal_ros.nodes.recorder import RecorderNode
+
+        self.tag = tag = uuid.uuid4().hex[:8]
+        values = {"episodes_dir": str(tmp_path), "rgb_topic": f"/i{tag}/rgb",
+                  "depth_topic": f"/i{tag}/depth", "min_free_mb": 0.0, **params}  # fmt: skip
+        self.node = RecorderNode(
+            context=context,
+            cli_args=["--ros-args", "-r", f"__node:=rec_{tag}"],
+            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+        )
+        self.cam = rclpy.create_node(f"cam_{tag}", context=context)
+        self.pubs = [self.cam.create_publisher(Image, values[f"{s}_topic"], 50)
+                     for s in ("rgb", "depth")]  # fmt: skip
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.cam)
+
+    def connected(self) -> bool:
+        return spin_until(self.executor, lambda: all(p.get_subscription_count() for p in self.pubs))
+
+    def publish(self, rgb: np.ndarray, depth: np.ndarray, sec: int, nanosec: int = 0) -> None:
+        from deal_ros.core.image_codec import numpy_to_image
+
+        for pub, msg in zip(
+            self.pubs, (numpy_to_image(rgb, "rgb8"), numpy_to_image(depth, "16UC1"))
+        ):
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+            pub.publish(msg)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.cam.destroy_node()
+
+
 def test_keyframes_skip_a_still_scene_in_the_node(ros_context, tmp_path):
     """In-process: the node's keyframe option drops near-duplicates and counts them."""
-    import rclpy
-    from rclpy.parameter import Parameter
-    from sensor_msgs.msg import Image
-
-    from deal_ros.core.image_codec import numpy_to_image
-    from deal_ros.nodes.recorder import RecorderNode
-
     from recorder_driver import frame
 
-    tag = uuid.uuid4().hex[:8]
-    node = RecorderNode(
-        context=ros_context,
-        cli_args=["--ros-args", "-r", f"__node:=rec_{tag}"],
-        parameter_overrides=[
-            Parameter("episodes_dir", value=str(tmp_path)),
-            Parameter("rgb_topic", value=f"/k{tag}/rgb"),
-            Parameter("depth_topic", value=f"/k{tag}/depth"),
-            Parameter("keyframes.enabled", value=True),
-            Parameter("min_free_mb", value=0.0),
-        ],
-    )
-    cam = rclpy.create_node(f"cam_{tag}", context=ros_context)
-    pubs = [cam.create_publisher(Image, f"/k{tag}/{s}", 50) for s in ("rgb", "depth")]
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    executor.add_node(cam)
+    rec = InProcess(ros_context, tmp_path, **{"keyframes.enabled": True})
+    node, executor = rec.node, rec.executor
     try:
-        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in pubs))
+        assert rec.connected()
         assert node.start_episode(["mug"], "still")[0]
         for i in range(31):  # 30 identical frames over 0.3 s, then the scene changes
             rgb, depth = frame(0 if i < 30 else 1, 60, 80)
             if i == 30:
                 rgb = 255 - rgb  # a real change
-            for pub, msg in zip(
-                pubs, (numpy_to_image(rgb, "rgb8"), numpy_to_image(depth, "16UC1"))
-            ):
-                msg.header.stamp.sec, msg.header.stamp.nanosec = 50, i * 10_000_000
-                pub.publish(msg)
+            rec.publish(rgb, depth, 50, i * 10_000_000)
             spin_until(executor, lambda: False, 0.01)
         done = spin_until(executor, lambda: node._session.dropped()["keyframe_skip"] == 29)
         assert done and spin_until(executor, lambda: node.status().frames == 2)
         ok, _message, meta = node.stop_episode()
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        cam.destroy_node()
+        rec.close()
     assert ok and meta.frames == 2 and meta.dropped["keyframe_skip"] == 29
 
 
 def test_operator_boxes_given_at_start_reach_box_training(ros_context, tmp_path):
     """In-process: StartEpisode's boxes land in episode.yaml and on every recorded frame; a
     bad box is refused in one line and nothing is created."""
-    import rclpy
-    from rclpy.parameter import Parameter
-    from sensor_msgs.msg import Image, RegionOfInterest
+    from sensor_msgs.msg import RegionOfInterest
 
-    from deal_ros.core.image_codec import numpy_to_image
     from deal_ros.data.registry import build_dataset
     from deal_ros.msg import LabeledBox
-    from deal_ros.nodes.recorder import RecorderNode
 
     from recorder_driver import frame
 
@@ -404,23 +416,9 @@ def test_operator_boxes_given_at_start_reach_box_training(ros_context, tmp_path)
         roi = RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
         return LabeledBox(label=label, box=roi)
 
-    tag = uuid.uuid4().hex[:8]
-    node = RecorderNode(
-        context=ros_context,
-        cli_args=["--ros-args", "-r", f"__node:=rec_{tag}"],
-        parameter_overrides=[
-            Parameter("episodes_dir", value=str(tmp_path)),
-            Parameter("rgb_topic", value=f"/b{tag}/rgb"),
-            Parameter("depth_topic", value=f"/b{tag}/depth"),
-            Parameter("min_free_mb", value=0.0),
-        ],
-    )
-    cam = rclpy.create_node(f"cam_{tag}", context=ros_context)
-    pubs = [cam.create_publisher(Image, f"/b{tag}/{s}", 50) for s in ("rgb", "depth")]
-    start = cam.create_client(StartEpisode, f"/rec_{tag}/start_episode")
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    executor.add_node(cam)
+    rec = InProcess(ros_context, tmp_path)
+    node, executor = rec.node, rec.executor
+    start = rec.cam.create_client(StartEpisode, f"/rec_{rec.tag}/start_episode")
 
     def call(**request):
         future = start.call_async(StartEpisode.Request(**request))
@@ -440,21 +438,14 @@ def test_operator_boxes_given_at_start_reach_box_training(ros_context, tmp_path)
         assert not (tmp_path / "bad").exists()
         reply = call(labels=["mug"], name="boxed", boxes=[box("mug", 10, 20, 30, 25)])
         assert reply.success, reply.message
-        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in pubs))
+        assert rec.connected()
         for i in range(3):
-            rgb, depth = frame(i, 60, 80)
-            for pub, msg in zip(
-                pubs, (numpy_to_image(rgb, "rgb8"), numpy_to_image(depth, "16UC1"))
-            ):
-                msg.header.stamp.sec, msg.header.stamp.nanosec = 60 + i, 0
-                pub.publish(msg)
+            rec.publish(*frame(i, 60, 80), 60 + i)
             spin_until(executor, lambda: False, 0.05)
         assert spin_until(executor, lambda: node.status().frames >= 2)
         ok, _message, meta = node.stop_episode()
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        cam.destroy_node()
+        rec.close()
     assert ok and meta.frames == 3
     expected = {"label": "mug", "x0": 10.0, "y0": 20.0, "x1": 40.0, "y1": 45.0, "frames": "all"}
     assert load_meta(tmp_path / "boxed").boxes == [expected]
