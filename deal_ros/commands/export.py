@@ -79,19 +79,26 @@ def _export_box(opts: dict, settings: list[str]):
     return export_instance_run(
         opts["run"],
         opts["out"],
-        parity_count=opts["parity_images"],
         input_size=opts["input"],
         topk=opts["topk"],
-        tensorrt=opts["engine"],
-        fp16=opts["fp16"],
-        opset=opts["opset"],
-        atol=opts["atol"],
         score_threshold=opts["score_threshold"],
         nms_threshold=opts["nms_threshold"],
         max_detections=opts["max_detections"],
         mask_threshold=opts["mask_threshold"],
-        log=print,
+        **_common(opts),
     )
+
+
+def _common(opts: dict) -> dict:
+    """The keywords both bundle kinds take: parity check, ONNX opset, TensorRT engine, log."""
+    return {
+        "parity_count": opts["parity_images"],
+        "tensorrt": opts["engine"],
+        "fp16": opts["fp16"],
+        "opset": opts["opset"],
+        "atol": opts["atol"],
+        "log": print,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,12 +137,7 @@ def _export_semantic(opts: dict, settings: list[str]):
         opts["run"],
         opts["out"],
         stage=opts["stage"],
-        parity_count=opts["parity_images"],
         dynamic_size=opts["dynamic_size"],
-        tensorrt=opts["engine"],
-        fp16=opts["fp16"],
-        opset=opts["opset"],
-        atol=opts["atol"],
-        log=print,
+        **_common(opts),
         **extra,
     )
