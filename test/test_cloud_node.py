@@ -152,3 +152,36 @@ def test_disabled_creates_nothing_but_declares_parameters(nodes):
     assert outputs.notices == []
     names = {name for name, _ in node.get_topic_names_and_types()}
     assert "/deal_segmenter/object_cloud" not in names
+
+
+def test_instances_give_one_object_each(nodes):
+    """Two mugs side by side: an instance bundle's id map gives two objects of class mug with
+    their instance ids (a class mask would merge them into one)."""
+    from std_msgs.msg import Header
+
+    from deal_ros.msg import ObjectArray
+    from deal_ros.nodes.cloud_outputs import CloudOutputs
+
+    node, client, executor = nodes
+    outputs = CloudOutputs(node, enabled=True)
+    got: list = []
+    client.create_subscription(ObjectArray, "/deal_segmenter/objects", got.append, 5)
+    assert wait_for_subscribers(executor, outputs.pubs["objects"])
+    depth_mm, mask, rgb = scene()
+    depth_mm[20:34, 5:20] = 800  # a second mug, farther, on the left
+    ids = mask.copy()
+    ids[20:34, 5:20] = 2
+    class_mask = np.where(ids > 0, 1, 0).astype(np.uint8)
+    depth_msg = numpy_to_image(depth_mm, "16UC1", Header(frame_id="cam_optical"))
+    result = outputs.publish(depth_msg, camera_info(), class_mask, NAMES, rgb,
+                             instances=(ids, np.array([1, 1])))  # fmt: skip
+    assert result is not None and set(result.cloud.class_ids) == {1}
+    assert spin_until(executor, lambda: got)
+    objects = sorted(got[0].objects, key=lambda o: o.instance_id)
+    assert [(o.instance_id, o.class_id, o.class_name) for o in objects] == [
+        (1, 1, "mug"), (2, 1, "mug")
+    ]  # fmt: skip
+    assert abs(objects[0].centroid.z - 0.5) < 1e-3 and abs(objects[1].centroid.z - 0.8) < 1e-3
+    assert objects[1].centroid.x < -0.1 < objects[0].centroid.x  # the second one on the left
+    merged = outputs.publish(depth_msg, camera_info(), class_mask, NAMES, rgb)
+    assert [o.instance_id for o in merged.objects] == [0]  # semantic: one per class

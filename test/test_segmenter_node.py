@@ -413,14 +413,21 @@ def test_config_file_and_launch_file_match_the_node(ros_context, repo_root):
     assert remapped == {"image", "depth", "camera_info"} and topics == {"/image"}
 
 
-def test_cloud_outputs_from_the_segmenter(harness_factory):
+@pytest.mark.parametrize("kind", ["semantic", "instance"])
+def test_cloud_outputs_from_the_segmenter(harness_factory, kind):
     from sensor_msgs.msg import CameraInfo, PointCloud2
 
     from deal_ros.core.pointcloud2 import pointcloud2_to_cloud
     from deal_ros.msg import ObjectArray
 
+    if kind == "semantic":
+        model = {"model": str(cam_bundle().path), "cam_threshold": 0.0, "score_threshold": 0.0}
+    else:
+        from instance_fixtures import box_bundle
+
+        model = {"model": str(box_bundle().path)}
     h = harness_factory(
-        model=str(cam_bundle().path), use_depth=True, cam_threshold=0.0, score_threshold=0.0,
+        **model, use_depth=True,
         **{"cloud.enabled": True, "cloud.lazy": False, "cloud.stride": 1},
     )  # fmt: skip
     h._record(PointCloud2, f"{OUT}/object_cloud", "cloud", RELIABLE)
@@ -447,3 +454,10 @@ def test_cloud_outputs_from_the_segmenter(harness_factory):
     np.testing.assert_allclose(cloud.points[:, 2], 0.8, atol=1e-3)
     assert set(np.unique(cloud.class_ids)) <= set(np.unique(mask)) - {0}
     assert objects.objects and {o.class_id for o in objects.objects} <= set(np.unique(mask))
+    if kind == "semantic":  # one object per class
+        assert all(o.instance_id == 0 for o in objects.objects)
+        return
+    arr = _at(h, "instances", 9)  # one object per instance, with its id and class
+    known = {(i.id, i.class_id) for i in arr.instances}
+    assert {(o.instance_id, o.class_id) for o in objects.objects} <= known
+    assert len(objects.objects) > 1

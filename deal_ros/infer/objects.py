@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ __all__ = [
     "CloudCleaner",
     "ObjectInfo",
     "Voxels",
+    "as_instances",
     "load_open3d",
     "mean_knn_distance",
     "oriented_box",
@@ -111,9 +112,10 @@ class CleanConfig:
 
 @dataclass
 class ObjectInfo:
-    """One class in 3-D: ``centroid`` (3,), box ``center`` (3,), ``rotation`` (3, 3) whose
-    columns are the box axes, ``size`` (3,) full edge lengths, ``point_count`` after cleaning,
-    ``pixel_count`` mask pixels with depth before cleaning."""
+    """One class (or one instance) in 3-D: ``centroid`` (3,), box ``center`` (3,),
+    ``rotation`` (3, 3) whose columns are the box axes, ``size`` (3,) full edge lengths,
+    ``point_count`` after cleaning, ``pixel_count`` mask pixels with depth before cleaning,
+    ``instance_id`` the instance's id in an instance-id map (0: one object per class)."""
 
     class_id: int
     class_name: str
@@ -123,6 +125,7 @@ class ObjectInfo:
     size: np.ndarray
     point_count: int
     pixel_count: int
+    instance_id: int = 0
 
     @property
     def quaternion(self) -> np.ndarray:
@@ -139,6 +142,26 @@ class CleanResult:
     objects: list[ObjectInfo]
     backend: str
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def as_instances(
+    result: CleanResult, classes: Sequence[int], class_names: Sequence[str] | Mapping[int, str]
+) -> CleanResult:
+    """A cleaner's ``result`` on an instance-id map (ids 1..n, ``classes[i - 1]`` the class of
+    id i) back in classes: each object keeps its id as ``instance_id`` and takes its
+    instance's class id and name; each point takes its instance's class id."""
+    lut = np.zeros(len(classes) + 1, dtype=np.uint16)
+    lut[1:] = np.asarray(classes, dtype=np.uint16)
+    cloud = result.cloud
+    ids = np.minimum(cloud.class_ids, len(classes))
+    out_cloud = Cloud(cloud.points, lut[ids], cloud.colors)
+    objects = []
+    for obj in result.objects:  # the cleaner ran on instance ids: its class_id is one
+        instance_id = obj.class_id
+        class_id = int(lut[min(instance_id, len(classes))])
+        name = _name(class_names, class_id)
+        objects.append(replace(obj, class_id=class_id, class_name=name, instance_id=instance_id))
+    return CleanResult(out_cloud, objects, result.backend, result.timings)
 
 
 def rotation_to_quaternion(r: np.ndarray) -> np.ndarray:
@@ -504,13 +527,9 @@ class CloudCleaner:
         class_id: int, cleaned: Cloud, pixels: int, names: Sequence[str] | Mapping[int, str]
     ) -> ObjectInfo:
         center, rotation, size = oriented_box(cleaned.points)
-        if isinstance(names, Mapping):
-            name = names.get(class_id, f"class_{class_id}")
-        else:
-            name = names[class_id] if class_id < len(names) else f"class_{class_id}"
         return ObjectInfo(
             class_id=class_id,
-            class_name=str(name),
+            class_name=_name(names, class_id),
             centroid=cleaned.points.astype(np.float64).mean(axis=0),
             center=center,
             rotation=rotation,
@@ -518,3 +537,11 @@ class CloudCleaner:
             point_count=len(cleaned),
             pixel_count=int(pixels),
         )
+
+
+def _name(names: Sequence[str] | Mapping[int, str], class_id: int) -> str:
+    """``names[class_id]`` (a sequence by id, background first, or a mapping), or
+    ``class_<id>`` when it has none."""
+    if isinstance(names, Mapping):
+        return str(names.get(class_id, f"class_{class_id}"))
+    return str(names[class_id]) if class_id < len(names) else f"class_{class_id}"

@@ -47,7 +47,14 @@ from deal_ros.core.depth import depth_msg_to_metres
 from deal_ros.core.pointcloud2 import cloud_to_pointcloud2
 from deal_ros.errors import DealError
 from deal_ros.infer.bundle import default_palette
-from deal_ros.infer.objects import BACKENDS, CleanConfig, CleanResult, CloudCleaner, ObjectInfo
+from deal_ros.infer.objects import (
+    BACKENDS,
+    CleanConfig,
+    CleanResult,
+    CloudCleaner,
+    ObjectInfo,
+    as_instances,
+)
 from deal_ros.msg import ObjectArray, ObjectSummary
 from deal_ros.nodes._common import ThrottledLog, declare, qos_profile
 
@@ -103,6 +110,7 @@ def object_array(header: Any, objects: Sequence[ObjectInfo]) -> ObjectArray:
             ObjectSummary(
                 class_id=int(obj.class_id),
                 class_name=obj.class_name,
+                instance_id=int(obj.instance_id),
                 centroid=_vec(obj.centroid, Point),
                 box_pose=Pose(
                     position=_vec(obj.center, Point),
@@ -123,19 +131,21 @@ def _colour(palette: Sequence[Sequence[int]], class_id: int, alpha: float) -> Co
 def marker_array(
     header: Any, objects: Sequence[ObjectInfo], palette: Sequence[Sequence[int]] | None = None
 ) -> MarkerArray:
-    """The ``~/object_markers`` message: DELETEALL, then a box and a label per object."""
+    """The ``~/object_markers`` message: DELETEALL, then a box and a label per object (marker
+    id: the instance id, or the class id for class-level objects; colour: the class's)."""
     palette = palette if palette is not None else default_palette(255)
     markers = [Marker(header=header, action=Marker.DELETEALL)]
     for obj in objects:
         qx, qy, qz, qw = (float(v) for v in obj.quaternion)
-        box = Marker(header=header, ns="deal_boxes", id=int(obj.class_id), type=Marker.CUBE)
+        key = int(obj.instance_id or obj.class_id)
+        box = Marker(header=header, ns="deal_boxes", id=key, type=Marker.CUBE)
         box.action = Marker.ADD
         box.pose = Pose(
             position=_vec(obj.center, Point), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw)
         )
         box.scale = _vec(np.maximum(obj.size, 1e-3), Vector3)
         box.color = _colour(palette, obj.class_id, 0.4)
-        text = Marker(header=header, ns="deal_labels", id=int(obj.class_id))
+        text = Marker(header=header, ns="deal_labels", id=key)
         text.type, text.action = Marker.TEXT_VIEW_FACING, Marker.ADD
         above = np.asarray(obj.center, float) - [0.0, float(obj.size.max()) / 2 + 0.03, 0.0]
         text.pose = Pose(position=_vec(above, Point))  # optical frame: -y is up
@@ -251,11 +261,14 @@ class CloudOutputs:
         rgb: np.ndarray | None = None,
         *,
         palette: Sequence[Sequence[int]] | None = None,
+        instances: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CleanResult | None:
         """Back-project ``class_mask`` (class ids, the colour image's size) through
         ``depth_msg`` (aligned to colour) with ``camera_info_msg`` (None: the newest one
         subscribed), clean, summarise and publish. ``rgb``: (H, W, 3) uint8 point colours;
-        ``palette``: class colours for the markers (default: the bundle default)."""
+        ``palette``: class colours for the markers (default: the bundle default).
+        ``instances``: (instance-id map, class id of each instance) of an instance bundle:
+        one object per instance instead of one per class."""
         if not self.wanted():
             return None
         info = camera_info_msg if camera_info_msg is not None else self.camera_info
@@ -266,7 +279,10 @@ class CloudOutputs:
             self._once("no_camera_info", topic=self.info_sub.topic_name)
             return None
         try:
-            result = self._compute(depth_msg, info, class_mask, class_names, rgb)
+            labels = class_mask if instances is None else instances[0]
+            result = self._compute(depth_msg, info, labels, class_names, rgb)
+            if instances is not None:
+                result = as_instances(result, instances[1], class_names)
         except (DealError, ValueError) as exc:
             self.errors += 1
             self._log("cloud", f"3-D outputs skipped for this frame: {exc}", "error")

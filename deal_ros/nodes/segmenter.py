@@ -30,7 +30,8 @@ An instance bundle (``deal export`` of a box run) is served too: ``~/instances``
 instance-id mask) joins the outputs; ``~/mask`` holds each pixel's instance class, ``~/overlay``
 the tinted instances with their boxes and "name score", ``~/segmentation`` each class's best
 instance score. ``~/cam`` and ``~/cam/<class>`` stay silent (the model has no CAMs). The depth
-gate cuts instance masks; an instance left without a pixel is dropped.
+gate cuts instance masks; an instance left without a pixel is dropped. With ``cloud.enabled``,
+``~/objects`` holds one object per instance (``instance_id`` set), not one per class.
 
 Parameters (all with descriptors; ``ros2 param describe``): ``model`` (bundle folder; setting
 it at run time loads the new bundle first and swaps it in, or rejects the change with the
@@ -304,13 +305,15 @@ class SegmenterNode(Node):
             self.errors["bad_input"] += 1
             self._log("bad_input", f"bad input: {exc}", "error")
             return
+        instances = None
         if runtime.bundle.is_instance:
-            mask, run = self._detect(msg, runtime, rgb, keep)
+            mask, run, instances = self._detect(msg, runtime, rgb, keep)
         else:
             mask, run = self._segment(msg, runtime, rgb, keep)
         if self.cloud.wanted():
             bundle = runtime.bundle
-            self.cloud.publish(depth, None, mask, bundle.class_names, rgb, palette=bundle.palette)
+            self.cloud.publish(depth, None, mask, bundle.class_names, rgb,
+                               palette=bundle.palette, instances=instances)  # fmt: skip
         self.stats.add(frame.arrived, started, run, time.perf_counter())
 
     def _segment(self, msg: Image, runtime: Runtime, rgb: np.ndarray, keep: np.ndarray | None):
@@ -327,7 +330,8 @@ class SegmenterNode(Node):
         return result.mask, result.timings["run"]
 
     def _detect(self, msg: Image, runtime: Runtime, rgb: np.ndarray, keep: np.ndarray | None):
-        """An instance bundle's frame: publish; return the class mask and session.run time."""
+        """An instance bundle's frame: publish; return the class mask, session.run time and
+        (instance-id map, class of each instance) for the 3-D outputs."""
         result = runtime.detect(rgb, overlay=self._wanted("overlay"), keep=keep)
         ids = instance_id_image(result.masks, rgb.shape[:2])
         mask = class_id_image(ids, result.classes)
@@ -341,7 +345,7 @@ class SegmenterNode(Node):
             self.pubs["segmentation"].publish(_segmentation(header, runtime, scores, mask))
         if self._wanted("instances"):
             self.pubs["instances"].publish(_instance_array(header, runtime, result, ids))
-        return mask, result.timings["run"]
+        return mask, result.timings["run"], (ids, result.classes[:255])
 
     def _publish(self, msg: Image, runtime: Runtime, result: InferenceResult, per_class: bool):
         header = msg.header
