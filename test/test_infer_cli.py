@@ -64,6 +64,12 @@ def test_infer_writes_class_coloured_clouds_for_rgbd_sources(tmp_path, capsys):
                  f"out={out}", "save=mask,cloud", "score_threshold=0"]) == 0  # fmt: skip
     ply = (out / "000000_cloud.ply").read_bytes()
     assert ply.startswith(b"ply") and b"element vertex" in ply
+    (record,) = [json.loads(r) for r in (out / "results.jsonl").read_text().splitlines()]
+    assert record["objects"], record  # score threshold 0: classes win pixels on the scene
+    for obj in record["objects"]:
+        assert obj["class"] in record["present"] and "instance" not in obj
+        assert obj["points"] > 0 and len(obj["centroid"]) == len(obj["box_size"]) == 3
+        assert 0.2 < obj["centroid"][2] < 10.0  # metres in front of the camera
     rgb = scene_images(1, (40, 50), seed=23)[0]
     Image.fromarray(rgb).save(tmp_path / "flat.png")
     assert deal(["infer", f"model={cam_bundle().path}", f"input={tmp_path / 'flat.png'}",

@@ -168,6 +168,31 @@ def test_deal_infer_writes_instance_overlays_masks_and_results(tmp_path, capsys)
     assert str(bb.path) in err and "\n" not in err
 
 
+def test_deal_infer_instance_clouds_give_one_object_per_instance(tmp_path, capsys):
+    from deal_ros.core.ply import read_ply
+
+    bb = box_bundle()
+    spec = "scene:n=2,seed=4,size=64x96"
+    out = tmp_path / "cloud"
+    code = deal(["infer", f"model={bb.path}", f"input={spec}", f"out={out}", "threads=1",
+                 "score_threshold=0.2", "save=mask,cloud"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    records = [json.loads(r) for r in (out / "results.jsonl").read_text().splitlines()]
+    seen = 0
+    for i, rec in enumerate(records):
+        ply = read_ply(out / f"{i:06d}_cloud.ply")
+        classes = {item["class_id"] for item in rec["instances"]}
+        assert set(np.unique(ply.cloud.class_ids)) <= classes  # points carry class ids
+        for obj in rec["objects"]:
+            inst = rec["instances"][obj["instance"] - 1]  # its instance, by 1-based index
+            assert obj["class_id"] == inst["class_id"] and obj["class"] == inst["class"]
+            assert obj["points"] > 0 and len(obj["box_size"]) == 3
+        instances = [o["instance"] for o in rec["objects"]]
+        assert len(instances) == len(set(instances))  # one object per instance at most
+        seen += len(rec["objects"])
+    assert seen > 1
+
+
 def test_wrong_bundles_give_one_clear_line(tmp_path, capsys):
     bb = box_bundle()
     with pytest.raises(BundleError) as exc:

@@ -4,7 +4,8 @@ The same runtime as the segmenter node (ONNX Runtime, no torch). Inputs: an epis
 folder of episodes, ``bag:PATH`` (or a bag folder / .mcap file), an image folder, one image,
 or any dataset spec (``scene:n=10``). Writes overlay / mask / CAM PNGs and results.jsonl.
 An instance bundle (``deal export`` of a box run) writes instance overlays, instance-id masks
-and per-frame instances (class, score, box) in results.jsonl.
+and per-frame instances (class, score, box) in results.jsonl; with ``save=...,cloud`` one 3-D
+object per instance.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ KEYS: dict[str, Key] = {
                      str, "auto"),
     "fp16": Key("TensorRT fp16", parse_bool, False),
     "threads": Key("ONNX Runtime intra-op threads (0: its default)", int, 0),
-    "save": Key("what to write: overlay,mask,cam (+ cloud: PLY, needs depth); default "
-                "overlay,mask,cam (instance bundles: overlay,mask)", _save),
+    "save": Key("what to write: overlay,mask,cam (+ cloud: PLY and 3-D objects in "
+                "results.jsonl, needs depth); default overlay,mask,cam (instance bundles: "
+                "overlay,mask; no cam; cloud gives one object per instance)", _save),
     "every": Key("use every n-th frame", int, 1),
     "limit": Key("at most this many frames (0: all)", int, 0),
     "cam_threshold": Key("background CAM score (default: the bundle's)", float),

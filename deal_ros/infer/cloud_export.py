@@ -32,7 +32,7 @@ import numpy as np
 from deal_ros.core.cloud import Cloud, CloudError, Intrinsics, backproject
 from deal_ros.core.ply import write_ply
 from deal_ros.errors import DealError
-from deal_ros.infer.objects import CloudCleaner, ObjectInfo
+from deal_ros.infer.objects import CleanResult, CloudCleaner, ObjectInfo, as_instances
 
 __all__ = [
     "PlyExportSummary",
@@ -93,15 +93,20 @@ def write_cloud_ply(
     ignore_index: int | None = 255,
     stride: int = 1,
     comments: Sequence[str] = (),
+    instance_classes: Sequence[int] | None = None,
 ) -> PlyWrite:
     """Back-project one frame and write it as PLY (binary, x y z red green blue class).
 
     ``intrinsics``: an :class:`Intrinsics` or a ``sensor_msgs/CameraInfo`` (rclpy or rosbags).
     ``mask``: class ids (None: every valid pixel, class 0); pixels holding ``ignore_index``
     (255, the pseudo-label "ignore") are left out. ``cleaner``: clean the classes > 0 and
-    return their summaries. Parent folders are created."""
+    return their summaries. ``instance_classes``: ``mask`` holds instance ids (1..n) and
+    these are their class ids: one summary per instance, points written with class ids
+    (:func:`deal_ros.infer.objects.as_instances`). Parent folders are created."""
     if not isinstance(intrinsics, Intrinsics):
         intrinsics = Intrinsics.from_camera_info(intrinsics)
+    if instance_classes is not None:
+        ignore_index = None  # instance ids: 255 is an instance, not "ignore"
     keep_background = include_background or mask is None
     classes = None
     if mask is not None:
@@ -121,11 +126,15 @@ def write_cloud_ply(
     backend = ""
     if cleaner is not None and mask is not None:
         result = cleaner(cloud, class_names)
+        if instance_classes is not None:
+            result = as_instances(result, instance_classes, class_names)
         objects, backend = result.objects, result.backend
         background = cloud.subset(cloud.class_ids == 0) if keep_background else None
         cloud = Cloud.concat(
             [background, result.cloud] if background is not None else [result.cloud]
         )
+    elif instance_classes is not None and mask is not None:
+        cloud = as_instances(CleanResult(cloud, [], ""), instance_classes, class_names).cloud
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = list(comments)
@@ -180,6 +189,7 @@ def write_frame_ply(
     cleaner: CloudCleaner | None = None,
     include_background: bool = False,
     stride: int = 1,
+    instance_classes: Sequence[int] | None = None,
 ) -> PlyWrite:
     """:func:`write_cloud_ply` for a bag :class:`Frame` or a dataset ``Sample``.
     ``intrinsics`` overrides the frame's own. :class:`CloudError` when the frame has no
@@ -205,6 +215,7 @@ def write_frame_ply(
         include_background=include_background,
         stride=stride,
         comments=_comments(frame),
+        instance_classes=instance_classes,
     )
 
 

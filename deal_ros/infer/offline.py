@@ -11,7 +11,12 @@ see :mod:`deal_ros.infer.cloud_export`).
 With an instance bundle (``task: instance``): ``<name>_overlay.png`` (instances tinted, boxes,
 "name score"), ``<name>_mask.png`` (8-bit instance ids: 0 = none, i = the i-th instance of
 the frame's ``instances`` list in results.jsonl, best score first) and per frame one JSON line
-with the instances' class, score and box (image pixels, x0 y0 x1 y1).
+with the instances' class, score and box (image pixels, x0 y0 x1 y1); with ``cloud`` the
+PLY's points carry class ids and there is one 3-D object per instance.
+
+With ``cloud``, each JSON line also lists the frame's ``objects`` (metres, the depth camera's
+optical frame): class, class id, ``instance`` (instance bundles: its 1-based index in
+``instances``), centroid, oriented box centre and size, cleaned point count.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from PIL import Image
 from deal_ros.data.sample import Sample
 from deal_ros.errors import DealError
 from deal_ros.infer.instances import InstanceResult, instance_id_image
+from deal_ros.infer.objects import CloudCleaner, ObjectInfo
 from deal_ros.infer.postprocess import heat_to_rgb
 from deal_ros.infer.runtime import InferenceResult, Runtime
 
@@ -44,7 +50,7 @@ __all__ = [
 ]
 
 SAVE_KINDS = ("overlay", "mask", "cam", "cloud")
-INSTANCE_SAVE_KINDS = ("overlay", "mask")
+INSTANCE_SAVE_KINDS = ("overlay", "mask", "cloud")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 _PREFIX = re.compile(r"^[a-z_]+:")
 
@@ -140,32 +146,67 @@ def _record(name: str, runtime: Runtime, result: InferenceResult) -> dict[str, A
     }
 
 
+def _cloud(
+    target: Path,
+    name: str,
+    sample: Sample,
+    runtime: Runtime,
+    labels: np.ndarray,
+    cleaner: CloudCleaner,
+    instance_classes: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """Write ``<target>_cloud.ply`` for ``labels`` (class ids, or instance ids with
+    ``instance_classes``); the frame's objects as JSON records."""
+    from deal_ros.infer.cloud_export import write_frame_ply
+
+    try:
+        written = write_frame_ply(
+            f"{target}_cloud.ply",
+            sample,
+            labels,
+            class_names=runtime.bundle.class_names,
+            cleaner=cleaner,
+            instance_classes=instance_classes,
+        )
+    except DealError as exc:
+        raise DealError(f"frame {name}: no cloud: {exc}") from None
+    return [_object_record(o) for o in written.objects]
+
+
+def _object_record(obj: ObjectInfo) -> dict[str, Any]:
+    def metres(v):
+        return [round(float(x), 4) for x in v]
+
+    record = {"class": obj.class_name, "class_id": int(obj.class_id)}
+    if obj.instance_id:
+        record["instance"] = int(obj.instance_id)
+    record.update(centroid=metres(obj.centroid), box_center=metres(obj.center),
+                  box_size=metres(obj.size), points=int(obj.point_count))  # fmt: skip
+    return record
+
+
 def _save(
-    out: Path, name: str, sample: Sample, runtime: Runtime, result: InferenceResult, save: set
-) -> None:
+    out: Path,
+    name: str,
+    sample: Sample,
+    runtime: Runtime,
+    result: InferenceResult,
+    save: set,
+    cleaner: CloudCleaner | None,
+) -> list[dict[str, Any]] | None:
+    """Write the semantic frame's files; its 3-D objects with ``cloud`` (else None)."""
     target = out / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    if "cloud" in save:
-        from deal_ros.infer.cloud_export import write_frame_ply
-        from deal_ros.infer.objects import CloudCleaner
-
-        names = runtime.bundle.class_names
-        try:
-            write_frame_ply(
-                f"{target}_cloud.ply",
-                sample,
-                result.mask,
-                class_names=names,
-                cleaner=CloudCleaner(),
-            )
-        except DealError as exc:
-            raise DealError(f"frame {name}: no cloud: {exc}") from None
+    objects = None
+    if cleaner is not None:
+        objects = _cloud(target, name, sample, runtime, result.mask, cleaner)
     if "overlay" in save and result.overlay is not None:
         Image.fromarray(result.overlay).save(f"{target}_overlay.png")
     if "mask" in save:
         Image.fromarray(result.mask, mode="L").save(f"{target}_mask.png")
     if "cam" in save and result.cam is not None:
         Image.fromarray(heat_to_rgb(result.cam)).save(f"{target}_cam.png")
+    return objects
 
 
 def _instance_record(name: str, runtime: Runtime, result: InstanceResult) -> dict[str, Any]:
@@ -186,19 +227,32 @@ def _instance_record(name: str, runtime: Runtime, result: InstanceResult) -> dic
     }
 
 
-def _save_instances(out: Path, name: str, sample: Sample, result: InstanceResult, save: set):
+def _save_instances(
+    out: Path,
+    name: str,
+    sample: Sample,
+    runtime: Runtime,
+    result: InstanceResult,
+    save: set,
+    cleaner: CloudCleaner | None,
+) -> list[dict[str, Any]] | None:
+    """Write the instance frame's files; its 3-D objects with ``cloud`` (else None)."""
     target = out / name
     target.parent.mkdir(parents=True, exist_ok=True)
     if "overlay" in save and result.overlay is not None:
         Image.fromarray(result.overlay).save(f"{target}_overlay.png")
+    ids = instance_id_image(result.masks, sample.rgb.shape[:2])
     if "mask" in save:
-        ids = instance_id_image(result.masks, sample.rgb.shape[:2])
         Image.fromarray(ids, mode="L").save(f"{target}_mask.png")
+    if cleaner is None:
+        return None
+    classes = result.classes[:255]
+    return _cloud(target, name, sample, runtime, ids, cleaner, instance_classes=classes)
 
 
 def default_save(runtime: Runtime) -> tuple[str, ...]:
     """What ``deal infer`` writes when ``save`` is not given."""
-    return INSTANCE_SAVE_KINDS if runtime.task == "instance" else ("overlay", "mask", "cam")
+    return ("overlay", "mask") if runtime.task == "instance" else ("overlay", "mask", "cam")
 
 
 def _check_save(runtime: Runtime, save: set) -> None:
@@ -213,15 +267,26 @@ def _check_save(runtime: Runtime, save: set) -> None:
         )
 
 
-def _one_frame(runtime: Runtime, out: Path, name: str, sample: Sample, save: set):
+def _one_frame(
+    runtime: Runtime,
+    out: Path,
+    name: str,
+    sample: Sample,
+    save: set,
+    cleaner: CloudCleaner | None,
+):
     """Run one frame, write its files; (JSON record, timings)."""
     if runtime.task == "instance":
         inst = runtime.detect(sample.rgb, overlay="overlay" in save)
-        _save_instances(out, name, sample, inst, save)
-        return _instance_record(name, runtime, inst), inst.timings
-    result = runtime.segment(sample.rgb, cam="cam" in save, overlay="overlay" in save)
-    _save(out, name, sample, runtime, result, save)
-    return _record(name, runtime, result), result.timings
+        objects = _save_instances(out, name, sample, runtime, inst, save, cleaner)
+        record, timings = _instance_record(name, runtime, inst), inst.timings
+    else:
+        result = runtime.segment(sample.rgb, cam="cam" in save, overlay="overlay" in save)
+        objects = _save(out, name, sample, runtime, result, save, cleaner)
+        record, timings = _record(name, runtime, result), result.timings
+    if objects is not None:
+        record["objects"] = objects
+    return record, timings
 
 
 def run_offline(
@@ -238,9 +303,10 @@ def run_offline(
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     summary = OfflineSummary(out=out, provider=runtime.provider)
+    cleaner = CloudCleaner() if "cloud" in save else None  # one per run: says its backend once
     with open(out / "results.jsonl", "w", encoding="utf-8") as log:
         for name, sample in frames:
-            record, timings = _one_frame(runtime, out, name, sample, save)
+            record, timings = _one_frame(runtime, out, name, sample, save, cleaner)
             log.write(json.dumps(record) + "\n")
             summary.frames += 1
             summary.run_ms.append(timings["run"] * 1000)
