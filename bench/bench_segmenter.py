@@ -11,7 +11,10 @@ Printed: the ratio node / bare (target <= 1.10) and where the rest goes (pre-, p
 hand-off to the worker thread, encoding + publishing 4 messages), and frames/s of both.
 ``--instance``: the same for an instance bundle (an untrained mobilenet_v2 CondInst, box preset
 sizes, exported with score threshold 0 and 10 detections per image, so every frame carries 10
-instances through NMS, mask upsampling, overlay and ``~/instances``).
+instances through NMS, mask upsampling, overlay and ``~/instances``). An untrained model's
+masks are mostly empty or whole-image, so a second line times the mask step alone on 10
+object-sized masks (blobs of ~4 % of the image): resizing only near above-threshold cells
+(``threshold_on_image``) over the whole resize + threshold.
 ``--providers cuda`` / ``--providers tensorrt --fp16`` do the same on a GPU.
 
 Run: ``.venv/bin/python bench/bench_segmenter.py [--quick|--full] [--providers cpu]``
@@ -182,6 +185,34 @@ def measure(bench: Bench, rgb: np.ndarray, frames: int) -> dict[str, float]:
     return med
 
 
+def mask_step_ratio(image: tuple[int, int] = IMAGE, repeats: int = 20) -> tuple[float, float]:
+    """Median ms of thresholding 10 blob masks on the image: (windowed, whole resize)."""
+    from deal_ros.core.placement import placement
+    from deal_ros.infer.postprocess import threshold_on_image, unplace, upsample
+
+    rng = np.random.default_rng(0)
+    grid = (image[0] // 4, image[1] // 4)
+    yy, xx = np.mgrid[: grid[0], : grid[1]]
+    planes = []
+    for _ in range(10):  # an object of ~4 % of the image: a soft elliptic blob
+        cy, cx = rng.uniform(0.2, 0.8) * grid[0], rng.uniform(0.2, 0.8) * grid[1]
+        d = ((yy - cy) / (0.11 * grid[0])) ** 2 + ((xx - cx) / (0.11 * grid[1])) ** 2
+        planes.append((1 / (1 + np.exp(4 * (d - 1)))).astype(np.float32))
+    where = placement(image, image, "pad")
+    timings: dict[str, list[float]] = {"window": [], "whole": []}
+    for _ in range(repeats):  # one of each in turn
+        t0 = time.perf_counter()
+        for p in planes:
+            threshold_on_image(p, image, where, 0.5)
+        t1 = time.perf_counter()
+        for p in planes:
+            _ = unplace(upsample(p, image), where) > np.float32(0.5)
+        t2 = time.perf_counter()
+        timings["window"].append(t1 - t0)
+        timings["whole"].append(t2 - t1)
+    return tuple(statistics.median(v) * 1000 for v in (timings["window"], timings["whole"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
@@ -222,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"{1000 / m['bare']:8.1f} {1000 / m['node']:8.1f}")  # fmt: skip
             finally:
                 bench.close()
+    if args.instance:
+        window, whole = mask_step_ratio()
+        print(f"instance mask step, 10 object-sized masks on {IMAGE[1]}x{IMAGE[0]}: windowed "
+              f"{window:.1f} ms / whole resize {whole:.1f} ms = {window / whole:.3f}")  # fmt: skip
     outputs = ", ".join(INSTANCE if args.instance else SEMANTIC)
     print("ratio = node (arrival -> last of 4 publishes) / bare session.run, medians, same run;")
     print("node breakdown: wait = hand-off to the worker, run = session.run inside the node,")

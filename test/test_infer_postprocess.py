@@ -175,3 +175,32 @@ def test_engine_cache_falls_back_to_the_user_cache_for_a_read_only_bundle(tmp_pa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     got = writable_cache_dir(tmp_path / "ro" / "engine" / "gpu-trt10-fp16")
     assert got == tmp_path / "cache" / "deal_ros" / "engines" / "gpu-trt10-fp16" and got.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("image", "fit"),
+    [((480, 640), "pad"), ((240, 320), "pad"), ((720, 1280), "pad"), ((300, 500), "resize"),
+     ((90, 70), "pad")],
+)  # fmt: skip
+def test_threshold_on_image_equals_the_whole_resize(image, fit):
+    """Resizing only near above-threshold cells gives the whole resize's mask (pixels within
+    float rounding of the threshold aside): instance masks take this path."""
+    from deal_ros.core.placement import placement
+    from deal_ros.infer.postprocess import threshold_on_image, unplace, upsample
+
+    rng = np.random.default_rng(sum(image))
+    size = (480, 640)
+    where = placement(image, size, fit)
+    for trial in range(6):
+        plane = rng.random((120, 160)).astype(np.float32) * 0.45  # below 0.5 ...
+        y = rng.integers(where.top // 4, (where.top + where.height) // 4)  # on the image
+        x = rng.integers(where.left // 4, (where.left + where.width) // 4)
+        plane[max(y - 9, 0) : y + 9, max(x - 12, 0) : x + 12] += 0.3  # ... but one object
+        if trial == 5:
+            plane[:] = 0.1  # nothing: an empty mask
+        full = unplace(upsample(plane, size), where)
+        got = threshold_on_image(plane, size, where, 0.5)
+        assert got.shape == image and got.dtype == bool
+        differ = got != (full > 0.5)
+        assert not differ[np.abs(full - 0.5) > 1e-5].any()
+        assert (full > 0.5).any() == (trial < 5)

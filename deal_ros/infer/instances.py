@@ -7,7 +7,8 @@ image: ``scores`` sqrt(p_cls p_ctr), ``classes`` 1..K, ``boxes`` in input pixels
     keep  = class_probs > score_threshold                       (FCOS's candidate rule)
     keep  = nms(boxes, scores, classes, nms_threshold)[:max_detections]  (deal_ros.core.boxes)
     mask  = upsample(masks, input size) -> unplace (cut the padding, resize to the image)
-            -> > mask_threshold
+            -> > mask_threshold   (resized only near cells above the threshold:
+                                   ``deal_ros.infer.postprocess.threshold_on_image``)
     box   = unplace_boxes(box)
 
 Upsampling and un-placing are the semantic path's own (``deal_ros.infer.postprocess``); only
@@ -95,10 +96,9 @@ def instances_from_outputs(
     keep = select_candidates(scores, classes, boxes, raw["class_probs"][index], spec)
     h, w = where.image
     masks = np.zeros((len(keep), h, w), dtype=bool)
-    thr = np.float32(spec.mask_threshold)
     for i, k in enumerate(keep):
-        full = post.upsample(raw["masks"][index, k], input_size)
-        np.greater(post.unplace(full, where), thr, out=masks[i])
+        plane = raw["masks"][index, k]
+        masks[i] = post.threshold_on_image(plane, input_size, where, spec.mask_threshold)
     return InstanceResult(
         boxes=post.unplace_boxes(boxes[keep], where).reshape(-1, 4),
         scores=scores[keep],
