@@ -305,11 +305,8 @@ class SegmenterNode(Node):
             self.errors["bad_input"] += 1
             self._log("bad_input", f"bad input: {exc}", "error")
             return
-        instances = None
-        if runtime.bundle.is_instance:
-            mask, run, instances = self._detect(msg, runtime, rgb, keep)
-        else:
-            mask, run = self._segment(msg, runtime, rgb, keep)
+        frame_step = self._detect if runtime.bundle.is_instance else self._segment
+        mask, run, instances = frame_step(msg, runtime, rgb, keep)
         if self.cloud.wanted():
             bundle = runtime.bundle
             self.cloud.publish(depth, None, mask, bundle.class_names, rgb,
@@ -317,7 +314,8 @@ class SegmenterNode(Node):
         self.stats.add(frame.arrived, started, run, time.perf_counter())
 
     def _segment(self, msg: Image, runtime: Runtime, rgb: np.ndarray, keep: np.ndarray | None):
-        """A semantic bundle's frame: publish; return the class mask and session.run time."""
+        """A semantic bundle's frame: publish; return the class mask, session.run time and
+        None (no instances)."""
         per_class = bool(self._param("publish.cam_per_class"))
         result = runtime.segment(
             rgb,
@@ -327,7 +325,7 @@ class SegmenterNode(Node):
             keep=keep,
         )
         self._publish(msg, runtime, result, per_class)
-        return result.mask, result.timings["run"]
+        return result.mask, result.timings["run"], None
 
     def _detect(self, msg: Image, runtime: Runtime, rgb: np.ndarray, keep: np.ndarray | None):
         """An instance bundle's frame: publish; return the class mask, session.run time and
