@@ -59,18 +59,28 @@ def _episodes(root: Path) -> tuple[list[Episode], bool]:
     return list(found), False
 
 
-def _boxes(ep: Episode, classes: Sequence[str]) -> list[tuple[Box, set[int] | None]]:
-    where = f"{ep.path / META_FILE}: boxes"
-    try:
-        boxes = validate_boxes(ep.meta.boxes, ep.meta.labels, where)
-    except EpisodeError as exc:
-        raise DatasetError(str(exc)) from None
-    out = []
-    for b in boxes:
-        cid = int(np.argmax(multi_hot([b["label"]], classes, where))) + 1
-        stamps = None if b["frames"] == "all" else set(b["frames"])
-        out.append((Box(cid, b["x0"], b["y0"], b["x1"], b["y1"]), stamps))
-    return out
+class _BoxPlan:
+    """An episode's boxes: those of every frame, and those of given frames by rgb stamp (a
+    detector's, one entry per frame: looked up, not scanned)."""
+
+    def __init__(self, ep: Episode, classes: Sequence[str]) -> None:
+        where = f"{ep.path / META_FILE}: boxes"
+        try:
+            boxes = validate_boxes(ep.meta.boxes, ep.meta.labels, where)
+        except EpisodeError as exc:
+            raise DatasetError(str(exc)) from None
+        self.always: list[Box] = []
+        self.by_stamp: dict[int, list[Box]] = {}
+        for b in boxes:
+            cid = int(np.argmax(multi_hot([b["label"]], classes, where))) + 1
+            box = Box(cid, b["x0"], b["y0"], b["x1"], b["y1"])
+            if b["frames"] == "all":
+                self.always.append(box)
+            for stamp in () if b["frames"] == "all" else b["frames"]:
+                self.by_stamp.setdefault(stamp, []).append(box)
+
+    def of(self, stamp_ns: int) -> list[Box]:
+        return self.always + self.by_stamp.get(stamp_ns, [])
 
 
 class EpisodesDataset(IndexedDataset):
@@ -132,7 +142,7 @@ class EpisodesDataset(IndexedDataset):
     def _index(self, k: int, ep: Episode, every: int, lo: float | None, hi: Any) -> None:
         where = str(ep.path / META_FILE)
         self.label_vectors.append(multi_hot(ep.labels, self.classes, where))
-        self.box_plans.append(_boxes(ep, self.classes))
+        self.box_plans.append(_BoxPlan(ep, self.classes))
         if hi == "auto":
             hi = None if ep.meta.source == "sonar" else 10.0
         try:
@@ -150,7 +160,7 @@ class EpisodesDataset(IndexedDataset):
         k, ref = self.refs[index]
         ep = self.episodes[k]
         rgb, depth, valid = self.access[k].read(ref)
-        boxes = [b for b, stamps in self.box_plans[k] if stamps is None or ref.stamp_ns in stamps]
+        boxes = self.box_plans[k].of(ref.stamp_ns)
         meta: dict[str, Any] = {
             "source": self.source,
             "index": index,
