@@ -8,7 +8,9 @@
 Arguments: ``labels`` (default labels of start_episode, YAML list), ``camera_namespace`` and
 ``camera_name`` (as given to the RealSense wrapper; topics ``/<namespace>/<name>/color/...``,
 default ``/camera/camera/...``), ``episodes_dir``, ``sonar`` (true: run deal_sonar_adapter on
-``sonar_topic`` and record its outputs), ``autostart`` (start an episode at once).
+``sonar_topic`` and record its outputs), ``autostart`` (start an episode at once),
+``boxes_topic`` (a ``deal_ros/msg/InstanceArray`` topic, e.g. ``/deal_segmenter/instances``:
+its boxes are stored per frame for box-supervised training; empty = none).
 Parameters come from config/realsense.yaml or config/sonar.yaml. The shipped Fast DDS profile
 (shared memory big enough for camera frames) is set for the nodes.
 """
@@ -31,7 +33,11 @@ def _nodes(context):
     labels = yaml.safe_load(arg("labels")) or []
     if isinstance(labels, str):
         labels = [labels]
-    recorder = {"episodes_dir": arg("episodes_dir"), "autostart": arg("autostart") == "true"}
+    recorder = {
+        "episodes_dir": arg("episodes_dir"),
+        "autostart": arg("autostart") == "true",
+        "boxes_topic": arg("boxes_topic"),
+    }
     if labels:  # an empty list has no parameter type: leave the parameter unset
         recorder["labels"] = [str(label) for label in labels]
     nodes = []
@@ -77,6 +83,9 @@ def generate_launch_description():
             DeclareLaunchArgument("sonar", default_value="false"),
             DeclareLaunchArgument("sonar_topic", default_value="/sonar/image"),
             DeclareLaunchArgument("autostart", default_value="false"),
+            DeclareLaunchArgument(
+                "boxes_topic", default_value="", description="detector boxes (InstanceArray)"
+            ),
             SetEnvironmentVariable(
                 "FASTRTPS_DEFAULT_PROFILES_FILE",
                 PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),

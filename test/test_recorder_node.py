@@ -454,3 +454,52 @@ def test_operator_boxes_given_at_start_reach_box_training(ros_context, tmp_path)
     for i in range(3):
         (b,) = ds[i].boxes
         assert (b.class_id, b.x0, b.y0, b.x1, b.y1) == (1, 10.0, 20.0, 40.0, 45.0)
+
+
+def test_detector_boxes_are_stored_per_frame(ros_context, tmp_path):
+    """boxes_topic: a detector's InstanceArray (the segmenter's ~/instances) adds the boxes of
+    the frame with its stamp; low scores, other classes and empty boxes are counted, not kept."""
+    from sensor_msgs.msg import RegionOfInterest
+
+    from deal_ros.data.registry import build_dataset
+    from deal_ros.msg import Instance, InstanceArray
+
+    from recorder_driver import frame
+
+    tag = uuid.uuid4().hex[:8]
+    rec = InProcess(ros_context, tmp_path, boxes_topic=f"/i{tag}/instances")
+    node, executor = rec.node, rec.executor
+    det = rec.cam.create_publisher(InstanceArray, f"/i{tag}/instances", 30)
+
+    def found(name, score, x, y, w, h):
+        roi = RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
+        return Instance(class_name=name, score=score, box=roi)
+
+    try:
+        assert rec.connected() and spin_until(executor, lambda: det.get_subscription_count())
+        assert node.start_episode(["mug"], "detected")[0]
+        for i in range(3):
+            rec.publish(*frame(i, 60, 80), 70 + i)
+            if i == 1:  # the detector saw the second frame
+                boxes = InstanceArray()
+                boxes.header.stamp.sec = 71
+                boxes.instances = [
+                    found("mug", 0.9, 10, 5, 20, 30),  # kept
+                    found("mug", 0.3, 0, 0, 9, 9),  # under boxes.min_score
+                    found("cup", 0.9, 1, 1, 5, 5),  # not one of the episode's labels
+                    found("mug", 0.8, 4, 4, 0, 6),  # empty
+                ]
+                det.publish(boxes)
+            spin_until(executor, lambda: False, 0.05)
+        assert spin_until(executor, lambda: node.status().frames >= 2)
+        ok, message, meta = node.stop_episode()
+    finally:
+        rec.close()
+    assert ok and meta.frames == 3
+    assert "detector boxes: 1 kept, 1 under boxes.min_score, 1 of other classes, 1 empty" in message
+    stamp = 71 * NS
+    expected = {"label": "mug", "x0": 10.0, "y0": 5.0, "x1": 30.0, "y1": 35.0, "frames": [stamp]}
+    assert load_meta(tmp_path / "detected").boxes == [expected]
+    ds = build_dataset(f"episodes:{tmp_path / 'detected'}")
+    assert [len(ds[i].boxes) for i in range(3)] == [0, 1, 0]
+    assert ds[1].meta["stamp_ns"] == stamp and ds[1].boxes[0].x1 == 30.0

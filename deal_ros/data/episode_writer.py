@@ -44,6 +44,7 @@ from deal_ros.data.episode_meta import (
     fsync_dir,
     iso_utc,
     save_meta,
+    validate_boxes,
 )
 from deal_ros.data.episode_repair import dir_bytes, pair_counts, recover_bag
 from deal_ros.data.mcap_writer import McapBagWriter
@@ -215,6 +216,13 @@ class EpisodeWriter:
                     raise EpisodeError(f"episode metadata has no field {key!r}")
                 setattr(self.meta, key, value)
 
+    def add_boxes(self, boxes: list[dict[str, Any]]) -> None:
+        """Append boxes (``validate_boxes`` form) to the episode metadata; saved with the next
+        metadata checkpoint, as the counters are; thread-safe."""
+        boxes = validate_boxes(boxes, self.meta.labels)
+        with self._meta_lock:
+            self.meta.boxes.extend(boxes)
+
     def _save(self, **values: Any) -> None:
         with self._meta_lock:
             if "frames" in values:
@@ -361,6 +369,10 @@ class AsyncEpisodeWriter:
         """:meth:`EpisodeWriter.update_counts`, with this queue's ``writer_behind`` added."""
         dropped = {**(dropped or {}), "writer_behind": self.writer_behind}
         self.writer.update_counts(dropped, **fields)
+
+    def add_boxes(self, boxes: list[dict[str, Any]]) -> None:
+        """:meth:`EpisodeWriter.add_boxes`."""
+        self.writer.add_boxes(boxes)
 
     def stop(self, timeout: float = 60.0, stop_reason: str = "stopped") -> EpisodeMeta:
         """Write what is queued, close the episode (``stop_reason`` goes into

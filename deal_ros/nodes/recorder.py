@@ -11,6 +11,12 @@ boxes stored in ``episode.yaml`` for box-supervised training) and ``~/stop_episo
 state change. Topic names and QoS are read-only parameters; the others are read again at each
 ``start_episode``.
 
+Detector boxes: with ``boxes_topic`` set (e.g. ``/deal_segmenter/instances`` of a segmenter
+running an instance bundle), each ``deal_ros/msg/InstanceArray`` received while recording adds
+its instances of at least ``boxes.min_score`` whose class is one of the episode's labels to
+``episode.yaml`` as boxes of the frame with that stamp (the detector copies the image header);
+the others are counted and named in the stop message.
+
     ros2 run deal_ros deal-recorder --ros-args -p episodes_dir:=/data/episodes -p labels:="[mug]"
 """
 
@@ -27,6 +33,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 
+from deal_ros.core.pairing import stamp_to_ns
 from deal_ros.data.episode_meta import (
     EpisodeError,
     EpisodeMeta,
@@ -37,7 +44,7 @@ from deal_ros.data.episode_writer import AsyncEpisodeWriter
 from deal_ros.data.episodes import EpisodeStore
 from deal_ros.data.keyframes import KeyframeSelector
 from deal_ros.data.recording import RecordingSession
-from deal_ros.msg import EpisodeStatus
+from deal_ros.msg import EpisodeStatus, InstanceArray
 from deal_ros.nodes._common import ThrottledLog, declare, declare_qos, qos_profile, run_node
 from deal_ros.srv import StartEpisode, StopEpisode
 
@@ -63,6 +70,7 @@ class RecorderNode(Node):
         self._state = EpisodeStatus.STATE_IDLE
         self._message = ""
         self._last: dict[str, Any] = {"frames": 0, "dropped": 0, "bytes": 0}
+        self._box_counts: dict[str, int] = {}  # detector boxes of the episode, by fate
         self._status_pub = self.create_publisher(
             EpisodeStatus, "~/status", qos_profile("reliable", 10, "transient_local")
         )
@@ -124,6 +132,12 @@ class RecorderNode(Node):
             (0.01, 3600.0),
         )
         self._status_period = d("status_period_s", 1.0, "Status period (s)", (0.05, 60.0))
+        self._topics_boxes = declare(
+            self, "boxes_topic", "", "deal_ros/msg/InstanceArray topic whose boxes are stored "
+            "per frame while recording ('' = none)", read_only=True,
+        )  # fmt: skip
+        d("boxes.min_score", 0.5, "Detector boxes: keep instances scoring at least this",
+          (0.0, 1.0))  # fmt: skip
 
     def _declare_one(
         self, name: str, default: Any, description: str, value_range: Any = None
@@ -144,6 +158,10 @@ class RecorderNode(Node):
                 self._qos,
                 raw=True,
                 event_callbacks=events,
+            )
+        if self._topics_boxes:
+            self.create_subscription(
+                InstanceArray, self._topics_boxes, self._on_boxes, QoSProfile(depth=30)
             )
         if self._topics["camera_info"]:
             info_qos = QoSProfile(depth=5, reliability=self._qos.reliability)
@@ -168,6 +186,29 @@ class RecorderNode(Node):
         session = self._session
         if session is not None:
             session.on_camera_info(raw)
+
+    def _on_boxes(self, msg: Any) -> None:
+        """Detector boxes of one frame (module docstring)."""
+        with self._lock:
+            session, meta = self._session, self._meta
+            if session is None or meta is None:
+                return
+            stamp = stamp_to_ns(msg.header.stamp)
+            kept = []
+            min_score = float(self._p("boxes.min_score"))
+            for item in msg.instances:
+                box = _box_dict(item.box, item.class_name, frames=[stamp])
+                if item.score < min_score:
+                    self._box_counts["low_score"] += 1
+                elif item.class_name not in meta.labels:
+                    self._box_counts["other_label"] += 1
+                elif box["x1"] <= box["x0"] or box["y1"] <= box["y0"]:
+                    self._box_counts["empty"] += 1
+                else:
+                    kept.append(box)
+            self._box_counts["kept"] += len(kept)
+            if kept:
+                session.writer.add_boxes(kept)
 
     # ------------------------------------------------------------------ episodes
     def start_episode(
@@ -199,6 +240,7 @@ class RecorderNode(Node):
             except (EpisodeError, OSError) as exc:
                 return False, f"cannot start: {exc}", ""
             self._meta = writer.meta
+            self._box_counts = dict.fromkeys(("kept", "low_score", "other_label", "empty"), 0)
             async_writer = AsyncEpisodeWriter(
                 writer, self._p("writer_queue"), on_closed=self._on_writer_closed
             )
@@ -249,6 +291,13 @@ class RecorderNode(Node):
             f"episode '{meta.episode_id}' closed: {meta.frames} frames, "
             f"{meta.dropped_total} dropped {_drops(meta.dropped)}"
         )
+        if self._topics_boxes:
+            counts = self._box_counts
+            text += (
+                f"; detector boxes: {counts['kept']} kept, {counts['low_score']} under "
+                f"boxes.min_score, {counts['other_label']} of other classes, "
+                f"{counts['empty']} empty"
+            )
         self.get_logger().info(text)
         return not failed, text if not failed else self._message, meta
 
@@ -318,7 +367,7 @@ class RecorderNode(Node):
 
     # ------------------------------------------------------------------ services
     def _on_start(self, request: Any, response: Any) -> Any:
-        boxes = [_box_dict(b) for b in request.boxes]
+        boxes = [_box_dict(b.box, b.label) for b in request.boxes]
         ok, message, episode_id = self.start_episode(list(request.labels), request.name, boxes)
         response.success, response.message, response.episode_id = ok, message, episode_id
         if not ok:
@@ -340,12 +389,11 @@ class RecorderNode(Node):
             self.get_logger().info(f"shutdown: {message}")
 
 
-def _box_dict(labeled: Any) -> dict[str, Any]:
-    """A ``deal_ros/msg/LabeledBox`` as an ``episode.yaml`` box (x1, y1 exclusive)."""
-    roi = labeled.box
+def _box_dict(roi: Any, label: str, frames: str | list[int] = "all") -> dict[str, Any]:
+    """A ``sensor_msgs/RegionOfInterest`` as an ``episode.yaml`` box (x1, y1 exclusive)."""
     x0, y0 = int(roi.x_offset), int(roi.y_offset)
-    return {"label": labeled.label, "x0": x0, "y0": y0,
-            "x1": x0 + int(roi.width), "y1": y0 + int(roi.height)}  # fmt: skip
+    return {"label": label, "x0": x0, "y0": y0, "x1": x0 + int(roi.width),
+            "y1": y0 + int(roi.height), "frames": frames}  # fmt: skip
 
 
 def _drops(dropped: dict[str, int]) -> str:
