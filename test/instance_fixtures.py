@@ -26,11 +26,10 @@ from deal_ros.cli import main as deal
 INPUT_SIZE = (64, 96)
 _ROOT = Path(tempfile.mkdtemp(prefix="deal-instance-tests-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
-TRAIN = [
-    "data=scene:n=4,seed=0,size=64x96",
+# a CondInst small enough for CPU tests at 64x96 (shared with test_instance_train.py)
+TINY = [
     "input.height=64",
     "input.width=96",
-    "input.fit=pad",
     "model.pretrained=none",
     "model.fpn_channels=32",
     "model.mask_branch_channels=32",
@@ -40,6 +39,11 @@ TRAIN = [
     "train.num_workers=0",
     "device=cpu",
     "cpu_threads=1",
+]
+TRAIN = [
+    "data=scene:n=4,seed=0,size=64x96",
+    *TINY,
+    "input.fit=pad",
     "train.max_steps=30",
     "train.batch_size=4",
     "optim.name=adamw",

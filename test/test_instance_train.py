@@ -17,21 +17,13 @@ from deal_ros.instance.data import box_items, open_box_dataset
 from deal_ros.instance.inference import box_iou_matrix
 from deal_ros.instance.train import BoxTrainer, build_model, main_from_config, resolve_config
 
+from instance_fixtures import TINY
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = [
-    "input.height=64",
-    "input.width=96",
-    "model.pretrained=none",
-    "model.fpn_channels=32",
-    "model.mask_branch_channels=32",
-    "model.head_convs=1",
-    "model.mask_branch_convs=1",
-    "model.sizes_of_interest=[24,48]",
-    "train.num_workers=0",
-    "device=cpu",
-    "cpu_threads=1",
+    *TINY,
     "augment.scale=[1.0,1.0]",
     "augment.hflip=false",
     "augment.color_jitter=0",
