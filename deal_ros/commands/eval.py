@@ -1,4 +1,5 @@
-"""``deal eval run=RUN [data=SPEC] [what=cam,seg,pseudo] [limit=N] [out=FILE]``."""
+"""``deal eval run=RUN [data=SPEC] [what=cam,seg,pseudo] [limit=N] [out=FILE]``, or
+``deal eval model=BUNDLE data=SPEC [limit=N] [out=FILE] [providers=...] [threads=N]``."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ EPILOG = """\
 examples:
   deal eval run=runs/mug-001 data=./val
   deal eval run=runs/scene-001 data=scene:n=50,seed=7 what=cam limit=20
+  deal eval model=models/mug data=./val        # the exported bundle, as the robot runs it
+  deal eval run=runs/box-001 data=coco:./val.json   # a box run: COCO mask AP
 keys: run (required); data (default: the run's val, else its training data); what (any of
 cam, seg, pseudo; default: all the run has); limit; out (default <run>/eval.json); device;
 crf (true/false: refine the CAM pseudo labels); labeling keys (bg_threshold, scales, ...).
 Prints mIoU, per-class IoU, multi-class-only mIoU, pixel accuracy and the pseudo-label mIoU
 (CAM threshold sweep, and threshold + CRF).
+model=BUNDLE (instead of run=) scores a bundle through ONNX Runtime on data=SPEC (required):
+mIoU etc. of its masks for a semantic bundle, COCO mask/box AP for an instance bundle; keys
+data, limit, out (default: print only), providers, threads.
 """
 
 
@@ -23,10 +29,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deal_ros.commands.pseudo import take_flags
+
+    take_flags(args, "settings", {"--no-progress": "no_progress"})
+    if any(v.startswith("model=") for v in args.settings):  # before torch is imported
+        return _eval_bundle(args.settings, progress=not args.no_progress)
+    return _eval_run(args)
+
+
+def _eval_run(args: argparse.Namespace) -> int:
+    """``deal eval run=RUN ...`` (module docstring)."""
     import json
     from pathlib import Path
 
-    from deal_ros.commands.pseudo import set_threads, split_settings, take_flags
+    from deal_ros.commands.pseudo import set_threads, split_settings
     from deal_ros.errors import DealError
     from deal_ros.instance.cli import is_box_run
     from deal_ros.train.config import apply_overrides, from_dict, to_dict
@@ -35,12 +51,11 @@ def run(args: argparse.Namespace) -> int:
         evaluate_cams,
         evaluate_pseudo_dir,
         evaluate_seg,
-        format_results,
     )
     from deal_ros.train.loop import resolve_device
+    from deal_ros.train.results_text import format_results
     from deal_ros.train.run import load_run
 
-    take_flags(args, "settings", {"--no-progress": "no_progress"})
     runs = [v.split("=", 1)[1] for v in args.settings if v.startswith("run=")]
     if runs and is_box_run(runs[-1]):  # a box-supervised instance run
         from deal_ros.instance.cli import eval_command
@@ -82,6 +97,51 @@ def run(args: argparse.Namespace) -> int:
     out = Path(mine.get("out") or run_.path / "eval.json")
     out.write_text(json.dumps(results, indent=2, default=_json))
     print(f"deal eval: -> {out}")
+    return 0
+
+
+def _eval_bundle(settings: list[str], progress: bool) -> int:
+    """``deal eval model=BUNDLE data=SPEC ...`` (module docstring)."""
+    import json
+    from pathlib import Path
+
+    from deal_ros.commands.pseudo import split_settings
+    from deal_ros.data.registry import build_dataset
+    from deal_ros.errors import DealError
+    from deal_ros.infer.runtime import Runtime
+    from deal_ros.train.evaluate_bundle import evaluate_bundle
+    from deal_ros.train.results_text import format_results
+
+    own = ("model", "data", "limit", "out", "providers", "threads")
+    mine, rest = split_settings(settings, own)
+    if any(s.startswith("run=") for s in rest):
+        raise DealError("eval: give run=RUN (a training run) or model=BUNDLE, not both")
+    if rest:
+        keys = ", ".join(s.partition("=")[0] for s in rest)
+        raise DealError(f"eval model=: unknown keys {keys} (known: {', '.join(own)})")
+    if "data" not in mine:
+        raise DealError("eval model=: give data=SPEC (labelled data: scene:, voc:, coco:, ...)")
+    runtime = Runtime(
+        mine["model"], mine.get("providers", "auto"), threads=int(mine.get("threads", 0))
+    )
+    data = build_dataset(mine["data"], classes=runtime.bundle.classes)
+    limit = int(mine["limit"]) if mine.get("limit") else None
+    results = {
+        "model": str(runtime.bundle.path),
+        "provider": runtime.provider,
+        "data": mine["data"],
+        **evaluate_bundle(runtime, data, limit, progress),
+    }
+    print(f"{runtime.describe()} on {mine['data']}")
+    if runtime.bundle.is_instance:
+        from deal_ros.instance.cli import format_results as format_ap
+
+        print(format_ap(results))
+    else:
+        print(format_results(results))
+    if mine.get("out"):
+        Path(mine["out"]).write_text(json.dumps(results, indent=2, default=_json))
+        print(f"deal eval: -> {mine['out']}")
     return 0
 
 

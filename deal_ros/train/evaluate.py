@@ -13,7 +13,6 @@ Ground truth: 0 background, k = class k, 255 ignore; image-level labels come fro
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,13 @@ from deal_ros.data.sample import SampleDataset
 from deal_ros.errors import DealError
 from deal_ros.train.config import TrainConfig
 from deal_ros.train.data import IGNORE
-from deal_ros.train.metrics import DEFAULT_THRESHOLDS, SegMetrics, cam_threshold_sweep
+from deal_ros.train.metrics import (
+    DEFAULT_THRESHOLDS,
+    SegMetrics,
+    cam_threshold_sweep,
+    ground_truth_mask,
+)
 from deal_ros.train.stages.pseudo import PseudoLabels, batches, label_from_cams, sample_cams
-
-
-def _mask(sample, index: int, where: str) -> np.ndarray:
-    if sample.mask is None:
-        raise DealError(
-            f"{where}: sample {index} has no ground-truth mask (evaluation needs data with "
-            "masks, e.g. scene:, voc:, coco:, bop:)"
-        )
-    return sample.mask
 
 
 def _names(classes: Sequence[str]) -> list[str]:
@@ -88,7 +83,7 @@ def evaluate_cams(
     for chunk in batches(_Head(dataset, n), max(1, lab.batch_size)):
         cams = sample_cams(net, [s for _, s in chunk], size, lab, device)
         for (i, s), c in zip(chunk, cams):
-            gt = _mask(s, i, "eval")
+            gt = ground_truth_mask(s, i, "eval")
             cams_all.append(c.astype(np.float32))
             labels_all.append(np.asarray(s.labels))
             gts.append(gt)
@@ -138,7 +133,7 @@ def evaluate_seg(
     n = _n(dataset, limit)
     for i in tqdm(range(n), desc="eval seg", unit="img", disable=not progress):
         s = dataset[i]
-        gt = _mask(s, i, "eval")
+        gt = ground_truth_mask(s, i, "eval")
         probs = seg_probs(net, s.rgb, size, device, flip=flip)
         metrics.update(probs.argmax(0).astype(np.int64), gt)
     return metrics.summary()
@@ -151,7 +146,7 @@ def evaluate_pseudo_dir(folder: str | Path, dataset: SampleDataset) -> dict[str,
     metrics = SegMetrics(len(dataset.classes) + 1, class_names=_names(dataset.classes))
     labelled, total = 0, 0
     for i in range(len(dataset)):
-        gt = _mask(dataset[i], i, f"pseudo labels {folder}")
+        gt = ground_truth_mask(dataset[i], i, f"pseudo labels {folder}")
         label = labels(i)
         if label.shape != gt.shape:
             raise DealError(f"pseudo label {labels.path(i)}: size {label.shape} != mask {gt.shape}")
@@ -162,37 +157,3 @@ def evaluate_pseudo_dir(folder: str | Path, dataset: SampleDataset) -> dict[str,
     out = metrics.summary()
     out["coverage"] = labelled / max(total, 1)
     return out
-
-
-def _pct(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:6.2f}"
-
-
-def format_results(results: dict[str, Any]) -> str:
-    """A plain-text table of ``evaluate_run``-style results (percentages)."""
-    lines = []
-    cam = results.get("cam")
-    if cam:
-        lines.append(f"CAM pseudo labels ({cam['images']} images)")
-        lines.append(f"  CAM mIoU, best threshold {cam['cam_best_threshold']:.2f}   "
-                     f"{_pct(cam['cam_best_miou'])}")  # fmt: skip
-        lines.append(f"  CAM mIoU at bg_threshold {cam['bg_threshold']:.2f}     "
-                     f"{_pct(cam['cam_miou_at_threshold'])}")  # fmt: skip
-        tag = "threshold + CRF" if cam["pseudo_crf"] else "threshold"
-        lines.append(f"  pseudo-label mIoU ({tag})      {_pct(cam['pseudo_miou'])}"
-                     f"   coverage {_pct(cam['pseudo_coverage'])} %")  # fmt: skip
-        lines.append(f"  pseudo-label multi-class-only    "
-                     f"{_pct(cam['pseudo_miou_multiclass_only'])}")  # fmt: skip
-    for key, title in (("seg", "Segmenter"), ("pseudo_dir", "Pseudo label folder")):
-        m = results.get(key)
-        if not m:
-            continue
-        lines.append(f"{title} ({m['n_images']} images, {m['n_multiclass_images']} multi-class)")
-        lines.append(f"  mIoU                             {_pct(m['miou'])}")
-        lines.append(f"  multi-class-only mIoU            {_pct(m['miou_multiclass_only'])}")
-        lines.append(f"  pixel accuracy                   {_pct(m['pixel_accuracy'])}")
-        if "coverage" in m:
-            lines.append(f"  coverage                         {_pct(m['coverage'])}")
-        for name, v in (m.get("iou_by_class") or {}).items():
-            lines.append(f"    IoU {name:<28} {_pct(v)}")
-    return "\n".join(lines)

@@ -32,6 +32,7 @@ __all__ = [
     "SegMetrics",
     "cam_threshold_sweep",
     "confusion_matrix",
+    "ground_truth_mask",
     "iou_per_class",
     "miou",
     "miou_multiclass_only",
@@ -343,3 +344,13 @@ def cam_threshold_sweep(
         "thresholds": thr,
         "mious": mious,
     }
+
+
+def ground_truth_mask(sample: Any, index: int, where: str) -> np.ndarray:
+    """``sample.mask``, or a :class:`DealError` naming ``where`` and the sample without one."""
+    if sample.mask is None:
+        raise DealError(
+            f"{where}: sample {index} has no ground-truth mask (evaluation needs data with "
+            "masks, e.g. scene:, voc:, coco:, bop:)"
+        )
+    return sample.mask
