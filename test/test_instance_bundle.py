@@ -262,3 +262,23 @@ def test_instance_inference_never_imports_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "o" / "f_overlay.png").is_file()
+
+
+def test_parity_alignment_leaves_out_only_rows_tied_at_the_top_k_cut():
+    from deal_ros.export.instance_bundle import align_candidates
+
+    boxes = np.array([[[0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 4, 4], [30, 30, 40, 40]]], float)
+    ref = [np.array([[0.9, 0.5, 0.1, 0.1]]), np.array([[1, 1, 1, 2]]), boxes]
+    # ONNX Runtime: rows 0 and 1 swapped (same scores within rounding), and at the cut another
+    # candidate tied with the last one (class 1 instead of 2): it is not in torch's top k
+    got_boxes = boxes[:, [1, 0, 2, 3]].copy()
+    got_boxes[0, 3] = [50, 50, 60, 60]
+    got = [np.array([[0.5, 0.9, 0.1, 0.1 + 1e-7]]), np.array([[1, 1, 1, 1]]), got_boxes]
+    aligned, compare = align_candidates(1e-3)(ref, got)
+    assert compare.tolist() == [[True, True, True, False]]  # only the tie at the cut
+    np.testing.assert_array_equal(aligned[2][0, :3], boxes[0, :3])  # the swap is undone
+    # a candidate missing above the cut is compared, so a wrong graph still fails
+    got[1][0, 0] = 2  # the graph's 0.5 row now has another class: torch's 0.5 row unmatched
+    aligned, compare = align_candidates(1e-3)(ref, got)
+    assert compare[0, 1]  # compared ...
+    assert aligned[1][0, 1] != ref[1][0, 1] or aligned[0][0, 1] != ref[0][0, 1]  # ... differs

@@ -66,30 +66,42 @@ _SHAPES = {
 }
 
 
-def align_candidates(atol: float) -> Callable[[list[np.ndarray], list[np.ndarray]], list]:
+BOX_MATCH_PX = 1.0  # one candidate's box in both graphs: ~1e-5 px apart; neighbours: pixels
+
+
+def align_candidates(atol: float) -> Callable[[list[np.ndarray], list[np.ndarray]], tuple]:
     """``align(ref, got)`` for :func:`deal_ros.export.parity.check_parity` on instance graphs:
     per image, each torch row i takes the unused ONNX row of the same class whose score is
-    within ``atol`` and whose box is nearest (row i itself when it qualifies)."""
+    within ``atol`` and whose box is within ``BOX_MATCH_PX`` and nearest (row i itself when it
+    qualifies): the same candidate. A torch row left without a match whose score ties the k-th
+    within ``atol`` is not compared: candidates tied at the top-k cut may be in one graph's
+    top k and not the other's. Any row above the cut is in both (scores agree to ~1e-6)."""
 
-    def align(ref: list[np.ndarray], got: list[np.ndarray]) -> list[np.ndarray]:
+    def align(ref: list[np.ndarray], got: list[np.ndarray]) -> tuple[list, np.ndarray]:
         scores, classes, boxes = ref[0], ref[1], ref[2]
         order = np.empty(scores.shape, dtype=np.int64)
+        compare = np.ones(scores.shape, dtype=bool)
         for n in range(scores.shape[0]):
-            order[n] = _match_rows(
+            order[n], matched = _match_rows(
                 scores[n], classes[n], boxes[n], got[0][n], got[1][n], got[2][n], atol
             )
+            cut = min(scores[n].min(), got[0][n].min()) if scores.shape[1] else 0.0
+            compare[n] = matched | (scores[n] > cut + atol)
         rows = np.arange(scores.shape[0])[:, None]
-        return [g[rows, order] if g.shape[:2] == scores.shape else g for g in got]
+        return [g[rows, order] if g.shape[:2] == scores.shape else g for g in got], compare
 
     return align
 
 
-def _match_rows(s, c, b, gs, gc, gb, atol: float) -> np.ndarray:
+def _match_rows(s, c, b, gs, gc, gb, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ONNX row for each torch row, whether it found one)."""
     k = len(s)
     used = np.zeros(k, bool)
     out = np.arange(k)
+    matched = np.zeros(k, bool)
     for i in range(k):
-        ok = (~used) & (gc == c[i]) & (np.abs(gs - s[i]) <= atol)
+        near = np.abs(gb - b[i]).max(axis=1) <= BOX_MATCH_PX
+        ok = (~used) & (gc == c[i]) & (np.abs(gs - s[i]) <= atol) & near
         if ok[i]:
             j = i
         elif ok.any():
@@ -99,7 +111,8 @@ def _match_rows(s, c, b, gs, gc, gb, atol: float) -> np.ndarray:
             continue  # no match: compared as it is (and reported if it differs)
         used[j] = True
         out[i] = j
-    return out
+        matched[i] = True
+    return out, matched
 
 
 def export_instance_model(

@@ -35,6 +35,7 @@ class ParityReport:
     rtol: float
     max_abs: dict[str, float] = field(default_factory=dict)
     ref_max: dict[str, float] = field(default_factory=dict)
+    excluded: int = 0  # top-k rows tied at the cut, in one graph's top k only (not compared)
 
     def failures(self) -> list[str]:
         return [
@@ -53,7 +54,8 @@ class ParityReport:
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {v:.2e}" for k, v in self.max_abs.items())
-        return f"parity torch vs onnxruntime on {self.images} images: max abs diff {parts}"
+        tied = f"; {self.excluded} rows tied at the top-k cut not compared" if self.excluded else ""
+        return f"parity torch vs onnxruntime on {self.images} images: max abs diff {parts}{tied}"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -73,13 +75,15 @@ def check_parity(
     rtol: float = 1e-4,
     input_name: str = "image",
     raise_on_failure: bool = True,
-    align: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]] | None = None,
+    align: Callable[[list[np.ndarray], list[np.ndarray]], tuple[list, np.ndarray]] | None = None,
 ) -> ParityReport:
     """Run ``batch`` (N, 3, H, W) float32 through torch and ONNX Runtime; compare outputs.
 
     ``module`` has ``output_names`` (``DeployModule``, ``CondInstExport``). ``align(ref, got)``
     may reorder ONNX Runtime's outputs to torch's first (top-k rows whose scores tie within
-    float rounding may come out swapped; see ``deal_ros.export.instance_bundle``)."""
+    float rounding may come out swapped; see ``deal_ros.export.instance_bundle``) and returns
+    them with an (N, k) bool mask of the rows to compare (a row tied at the top-k cut may be in
+    one graph's top k and not the other's)."""
     module = module.eval()
     names = module.output_names
     with torch.no_grad():
@@ -88,17 +92,23 @@ def check_parity(
     options.intra_op_num_threads = 1  # a correctness check: deterministic, no spinning threads
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     got = session.run(names, {input_name: batch})
+    compare = None
     if align is not None:
-        got = align(ref, got)
+        got, compare = align(ref, got)
     report = ParityReport(images=int(batch.shape[0]), atol=atol, rtol=rtol)
+    if compare is not None:
+        report.excluded = int(compare.size - np.count_nonzero(compare))
     for name, r, g in zip(names, ref, got):
         if r.shape != g.shape:
             raise DealError(
                 f"parity '{onnx_path}': output '{name}' is {g.shape} in ONNX Runtime but "
                 f"{r.shape} in torch"
             )
-        report.max_abs[name] = float(np.max(np.abs(r.astype(np.float64) - g)))
-        report.ref_max[name] = float(np.max(np.abs(r)))
+        if compare is not None and r.shape[:2] == compare.shape:
+            r, g = r[compare], g[compare]
+        diff = np.abs(r.astype(np.float64) - g)
+        report.max_abs[name] = float(diff.max()) if diff.size else 0.0
+        report.ref_max[name] = float(np.max(np.abs(r))) if r.size else 0.0
     if raise_on_failure and not report.ok:
         bad = report.failures()
         raise DealError(
