@@ -373,6 +373,12 @@ class InProcess:
             msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
             pub.publish(msg)
 
+    def stop_when(self, frames: int):
+        """Stop the episode once ``frames`` are written (the last pair may still wait for a
+        partner: stop flushes it); ``stop_episode``'s (success, message, meta)."""
+        assert spin_until(self.executor, lambda: self.node.status().frames >= frames)
+        return self.node.stop_episode()
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
@@ -417,7 +423,7 @@ def test_operator_boxes_given_at_start_reach_box_training(ros_context, tmp_path)
         return LabeledBox(label=label, box=roi)
 
     rec = InProcess(ros_context, tmp_path)
-    node, executor = rec.node, rec.executor
+    executor = rec.executor
     start = rec.cam.create_client(StartEpisode, f"/rec_{rec.tag}/start_episode")
 
     def call(**request):
@@ -442,8 +448,7 @@ def test_operator_boxes_given_at_start_reach_box_training(ros_context, tmp_path)
         for i in range(3):
             rec.publish(*frame(i, 60, 80), 60 + i)
             spin_until(executor, lambda: False, 0.05)
-        assert spin_until(executor, lambda: node.status().frames >= 2)
-        ok, _message, meta = node.stop_episode()
+        ok, _message, meta = rec.stop_when(2)
     finally:
         rec.close()
     assert ok and meta.frames == 3
@@ -491,8 +496,7 @@ def test_detector_boxes_are_stored_per_frame(ros_context, tmp_path):
                 ]
                 det.publish(boxes)
             spin_until(executor, lambda: False, 0.05)
-        assert spin_until(executor, lambda: node.status().frames >= 2)
-        ok, message, meta = node.stop_episode()
+        ok, message, meta = rec.stop_when(2)
     finally:
         rec.close()
     assert ok and meta.frames == 3
