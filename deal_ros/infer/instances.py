@@ -58,9 +58,17 @@ class InstanceResult:
     masks: np.ndarray
     overlay: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    _ids: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+    def id_image(self) -> np.ndarray:
+        """:func:`instance_id_image` of the masks, made once (the overlay, ``~/instances``,
+        ``~/mask`` and ``deal infer``'s mask PNG all read it)."""
+        if self._ids is None:
+            self._ids = instance_id_image(self.masks, self.masks.shape[1:])
+        return self._ids
 
     def class_scores(self, num_classes: int) -> np.ndarray:
         """(K,) float32: each class's best instance score (0 where it has none)."""
@@ -172,15 +180,17 @@ def draw_instances(
     alpha: float = 0.55,
     colours: np.ndarray = INSTANCE_COLOURS,
     outlines: Sequence[Sequence[float]] | None = None,
+    ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """An rgb8 overlay: each pixel of instance i's mask tinted with ``colours[i]`` (weight
     ``alpha``; where masks overlap, the better-scored instance's colour, as in
     :func:`instance_id_image`), its box outlined and labelled "name score"
     (``names[class id - 1]``), best score drawn last. The tint is the semantic overlay's
     (:func:`deal_ros.infer.postprocess.overlay`) over instance ids.
-    ``outlines``: more (m, 4) boxes (e.g. the ground truth), thin white outlines on top."""
+    ``outlines``: more (m, 4) boxes (e.g. the ground truth), thin white outlines on top.
+    ``ids``: the masks' :func:`instance_id_image` when the caller already has it."""
     rgb = np.asarray(rgb, dtype=np.uint8)
-    ids = instance_id_image(masks, rgb.shape[:2])
+    ids = instance_id_image(masks, rgb.shape[:2]) if ids is None else ids
     palette = np.zeros((256, 3), dtype=np.uint8)
     palette[1:] = colours[np.arange(255) % len(colours)]
     image = Image.fromarray(post.overlay(rgb, ids, palette, alpha))

@@ -34,7 +34,7 @@ from PIL import Image
 
 from deal_ros.data.sample import Sample
 from deal_ros.errors import DealError
-from deal_ros.infer.instances import InstanceResult, instance_id_image
+from deal_ros.infer.instances import InstanceResult
 from deal_ros.infer.objects import CloudCleaner, ObjectInfo
 from deal_ros.infer.postprocess import heat_to_rgb
 from deal_ros.infer.runtime import InferenceResult, Runtime
@@ -241,7 +241,7 @@ def _save_instances(
     target.parent.mkdir(parents=True, exist_ok=True)
     if "overlay" in save and result.overlay is not None:
         Image.fromarray(result.overlay).save(f"{target}_overlay.png")
-    ids = instance_id_image(result.masks, sample.rgb.shape[:2])
+    ids = result.id_image()
     if "mask" in save:
         Image.fromarray(ids, mode="L").save(f"{target}_mask.png")
     if cleaner is None:

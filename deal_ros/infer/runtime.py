@@ -443,6 +443,7 @@ class Runtime:
             result.classes,
             self.bundle.classes,
             self.overlay_alpha,
+            ids=result.id_image(),
         )
 
 

@@ -68,7 +68,6 @@ from deal_ros.errors import DealError
 from deal_ros.infer.instances import (
     InstanceResult,
     class_id_image,
-    instance_id_image,
     pixel_box,
 )
 from deal_ros.infer.postprocess import depth_keep
@@ -331,7 +330,7 @@ class SegmenterNode(Node):
         """An instance bundle's frame: publish; return the class mask, session.run time and
         (instance-id map, class of each instance) for the 3-D outputs."""
         result = runtime.detect(rgb, overlay=self._wanted("overlay"), keep=keep)
-        ids = instance_id_image(result.masks, rgb.shape[:2])
+        ids = result.id_image()
         mask = class_id_image(ids, result.classes)
         header = msg.header
         if self._wanted("mask"):
@@ -452,7 +451,7 @@ def _segmentation(header, runtime: Runtime, scores: np.ndarray, mask: np.ndarray
 
 
 def _instance_array(header, runtime: Runtime, result: InstanceResult, ids: np.ndarray):
-    """The ~/instances message: ``ids`` is ``instance_id_image(result.masks)`` (255 at most)."""
+    """The ~/instances message: ``ids`` is ``result.id_image()`` (255 instances at most)."""
     out = InstanceArray()
     out.header = header
     out.class_names = runtime.bundle.class_names
