@@ -65,7 +65,7 @@ def make_frame():
     """rgb, 16UC1 depth, a leaking class mask and the intrinsics of one scene frame."""
     from PIL import Image, ImageFilter
 
-    from deal_ros.data.scene import SceneGenerator
+    from deal_ros.scene.generator import SceneGenerator
 
     scene = SceneGenerator(classes=("mug",), size=SIZE, seed=0).sample(0)
     mask = np.where(scene.mask == 1, 255, 0).astype(np.uint8)

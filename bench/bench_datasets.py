@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
-from deal_ros.data.episode_meta import EpisodeMeta
-from deal_ros.data.episode_writer import EpisodeWriter
-from deal_ros.data.episodes import Episode
 from deal_ros.data.registry import build_dataset
 from deal_ros.data.torch_dataset import TorchSampleDataset
+from deal_ros.episodes.meta import EpisodeMeta
+from deal_ros.episodes.store import Episode
+from deal_ros.episodes.writer import EpisodeWriter
 
 H, W = 480, 640
 T0 = 1_700_000_000_000_000_000

@@ -39,7 +39,7 @@ from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 
-from deal_ros.data.episodes import Episode, EpisodeStore, repair_episode  # noqa: E402
+from deal_ros.episodes.store import Episode, EpisodeStore, repair_episode  # noqa: E402
 from deal_ros.msg import EpisodeStatus  # noqa: E402
 from deal_ros.srv import StartEpisode, StopEpisode  # noqa: E402
 

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from deal_ros.data.scene import SceneGenerator
 from deal_ros.export import DeployModule, export_model
 from deal_ros.infer import Runtime
 from deal_ros.nets import CAMNet
+from deal_ros.scene.generator import SceneGenerator
 
 IMAGE = (480, 640)
 

@@ -89,7 +89,7 @@ def make_instance_bundle(root: Path, size: tuple[int, int]) -> Path:
 
 
 def test_image() -> np.ndarray:
-    from deal_ros.data.scene import SceneGenerator
+    from deal_ros.scene.generator import SceneGenerator
 
     return SceneGenerator(classes=("mug",), size=IMAGE, seed=0).sample(0).rgb
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deal_ros.data.scene import SceneGenerator
 from deal_ros.export import export_model
 from deal_ros.nets import CAMNet, SegNet
+from deal_ros.scene.generator import SceneGenerator
 
 INPUT_SIZE = (64, 96)
 CAM_CLASSES = ("mug", "box")

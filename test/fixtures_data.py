@@ -418,8 +418,8 @@ def write_episode(
 ) -> Written:
     """One episode folder written by the recorder's :class:`EpisodeWriter` (rgb8 + 16UC1
     + camera_info, all of a pair at the rgb stamp)."""
-    from deal_ros.data.episode_meta import EpisodeMeta, load_meta, save_meta
-    from deal_ros.data.episode_writer import EpisodeWriter
+    from deal_ros.episodes.meta import EpisodeMeta, load_meta, save_meta
+    from deal_ros.episodes.writer import EpisodeWriter
 
     ts = _typestore()
     h, w = size

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from deal_ros.core.ply import read_ply
-from deal_ros.data.episodes import Episode
 from deal_ros.data.sample import Sample
+from deal_ros.episodes.store import Episode
 from deal_ros.errors import DealError
 from deal_ros.infer.cloud_export import export_episode_ply, write_frame_ply
 from deal_ros.infer.objects import CleanConfig, CloudCleaner

@@ -75,8 +75,8 @@ def test_quick_demo_reports_every_phase_and_the_paths(quick_demo):
 
 @pytest.mark.slow
 def test_quick_demo_bundle_loads_and_segments(quick_demo):
-    from deal_ros.data.scene import SceneGenerator
     from deal_ros.infer.runtime import Runtime
+    from deal_ros.scene.generator import SceneGenerator
 
     out, _ = quick_demo
     runtime = Runtime(out / "model", providers="cpu")

@@ -11,9 +11,9 @@ from rosbags.typesys import Stores, get_typestore
 from deal_ros.core.errors import ImageFormatError
 from deal_ros.core.image_codec import image_to_numpy, numpy_to_image
 from deal_ros.core.pairing import ApproxTimePairer
-from deal_ros.data.bag_io import BagError, BagFrameReader, FrameTopics, bag_topics
-from deal_ros.data.cdr_image import parse_image
-from deal_ros.data.keyframes import KeyframeSelector
+from deal_ros.episodes.bag_io import BagError, BagFrameReader, FrameTopics, bag_topics
+from deal_ros.episodes.cdr_image import parse_image
+from deal_ros.episodes.keyframes import KeyframeSelector
 
 from recorder_driver import frame
 

@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 
 from deal_ros.cli import main
-from deal_ros.data.episode_meta import load_meta, save_meta
-from deal_ros.data.episodes import EpisodeStore
+from deal_ros.episodes.meta import load_meta, save_meta
+from deal_ros.episodes.store import EpisodeStore
 
 from recorder_driver import serialized_pair
 

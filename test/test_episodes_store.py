@@ -18,7 +18,7 @@ from mcap.reader import make_reader
 from mcap.stream_reader import StreamReader, breakup_chunk
 from rosbags.rosbag2 import Reader
 
-from deal_ros.data.episode_meta import (
+from deal_ros.episodes.meta import (
     BAG_TOPICS,
     EpisodeError,
     EpisodeMeta,
@@ -27,7 +27,7 @@ from deal_ros.data.episode_meta import (
     validate_episode_id,
     validate_labels,
 )
-from deal_ros.data.episodes import (
+from deal_ros.episodes.store import (
     AsyncEpisodeWriter,
     Episode,
     EpisodeStore,
@@ -204,7 +204,7 @@ _CRASH_WRITER = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {test_dir!r})
     from recorder_driver import serialized_pair
-    from deal_ros.data.episodes import EpisodeStore
+    from deal_ros.episodes.store import EpisodeStore
     writer = EpisodeStore({root!r}).create(["mug"], name="crash", sync_interval_s=0.2)
     base = 1_700_000_000 * 10**9
     i = 0

@@ -19,8 +19,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosbags.rosbag2 import Reader
 
 from deal_ros.cli import main as deal
-from deal_ros.data.episode_meta import BAG_TOPICS, load_meta
-from deal_ros.data.episodes import Episode
+from deal_ros.episodes.meta import BAG_TOPICS, load_meta
+from deal_ros.episodes.store import Episode
 from deal_ros.msg import EpisodeStatus
 from deal_ros.srv import StartEpisode, StopEpisode
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deal_ros.data.scene import Scene, SceneGenerator, render_overview
-from deal_ros.data.scene_sensor import DepthSensor
+from deal_ros.scene.generator import Scene, SceneGenerator, render_overview
+from deal_ros.scene.sensor import DepthSensor
 
 SIZE = (120, 160)
 

@@ -20,7 +20,7 @@ from deal_ros.core.sonar import (
     range_bins,
     sonar_to_rgbd,
 )
-from deal_ros.data.episodes import Episode
+from deal_ros.episodes.store import Episode
 
 from rosutil import spin_until
 

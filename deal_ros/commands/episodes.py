@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from deal_ros.data.episode_meta import META_FILE, EpisodeError, save_meta, validate_boxes
-from deal_ros.data.episode_repair import find_mcap, pair_counts
-from deal_ros.data.episodes import Episode, EpisodeStore, repair_episode
-from deal_ros.data.mcap_recover import scan_mcap
+from deal_ros.episodes.mcap_recover import scan_mcap
+from deal_ros.episodes.meta import META_FILE, EpisodeError, save_meta, validate_boxes
+from deal_ros.episodes.repair import find_mcap, pair_counts
+from deal_ros.episodes.store import Episode, EpisodeStore, repair_episode
 from deal_ros.errors import DealError
 
 __all__ = ["add_arguments", "run"]

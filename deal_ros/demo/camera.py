@@ -36,11 +36,11 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from deal_ros.core.image_codec import numpy_to_image
-from deal_ros.data.scene import SceneGenerator
-from deal_ros.data.scene_objects import KINDS
 from deal_ros.demo.takes import STAMPS_FILE, Take, pingpong, render_take, save_take_masks
 from deal_ros.errors import DealError
 from deal_ros.nodes._common import declare, qos_profile
+from deal_ros.scene.generator import SceneGenerator
+from deal_ros.scene.objects import KINDS
 
 __all__ = ["NODE_NAME", "TOPICS", "SceneCameraNode", "main"]
 

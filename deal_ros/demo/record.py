@@ -10,10 +10,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from deal_ros.data.episodes import Episode
 from deal_ros.demo.children import Children
 from deal_ros.demo.client import CameraControl, DemoClient, RecorderControl
 from deal_ros.demo.settings import DemoSettings
+from deal_ros.episodes.store import Episode
 from deal_ros.errors import DealError
 
 __all__ = ["camera_command", "record_episodes", "recorder_command"]

@@ -1,7 +1,7 @@
 """An episode replayed into ROS, and the segmenter's outputs collected and checked.
 
 ``EpisodeReplay`` reads an episode's bag with the same reader training uses
-(:meth:`deal_ros.data.episodes.Episode.frames`: rosbags + the core pairer + the core codec) and
+(:meth:`deal_ros.episodes.store.Episode.frames`: rosbags + the core pairer + the core codec) and
 republishes every frame on the topics it was recorded from (``source_topics`` of
 ``episode.yaml``) with its ORIGINAL headers, at the recorded pace.
 
@@ -26,7 +26,7 @@ from PIL import Image as PILImage
 from deal_ros.core.depth import metres_to_16uc1
 from deal_ros.core.image_codec import image_to_numpy, numpy_to_image
 from deal_ros.core.pairing import ns_to_sec_nanosec, stamp_to_ns
-from deal_ros.data.bag_io import Frame
+from deal_ros.episodes.bag_io import Frame
 from deal_ros.infer.postprocess import heat_to_rgb
 
 __all__ = ["OUTPUTS", "EpisodeReplay", "OutputCollector", "SentFrame"]

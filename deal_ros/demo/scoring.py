@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from deal_ros.data.scene import SceneGenerator
 from deal_ros.demo.takes import GroundTruth
 from deal_ros.errors import DealError
 from deal_ros.infer.postprocess import overlay
 from deal_ros.infer.runtime import Runtime
+from deal_ros.scene.generator import SceneGenerator
 from deal_ros.train.metrics import SegMetrics
 
 __all__ = ["score_heldout", "score_masks", "score_pseudo_labels"]

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from deal_ros.data.episodes import Episode
 from deal_ros.demo.children import Children
 from deal_ros.demo.client import DemoClient
 from deal_ros.demo.replay import EpisodeReplay, OutputCollector, SentFrame
+from deal_ros.episodes.store import Episode
 from deal_ros.errors import DealError
 from deal_ros.infer.bundle import read_bundle
 from deal_ros.infer.postprocess import palette_array

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from deal_ros.data.scene_objects import KINDS
 from deal_ros.errors import DealError
+from deal_ros.scene.objects import KINDS
 
 __all__ = ["DemoSettings"]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from deal_ros.core.depth import metres_to_16uc1
-from deal_ros.data.scene import SceneGenerator
 from deal_ros.errors import DealError
+from deal_ros.scene.generator import SceneGenerator
 
 __all__ = ["GroundTruth", "Take", "pingpong", "render_take", "room_frames", "save_take_masks"]
 

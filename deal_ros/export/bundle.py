@@ -75,7 +75,7 @@ class ExportResult:
 def default_parity_images(n: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
     """``n`` real-looking RGB frames from the built-in RGB-D scene generator (rendered table-top
     scenes with household objects), for exports that bring no images of their own."""
-    from deal_ros.data.scene import SceneGenerator
+    from deal_ros.scene.generator import SceneGenerator
 
     gen = SceneGenerator(size=size, seed=seed)
     return [gen.sample(i).rgb for i in range(n)]

@@ -1,7 +1,7 @@
 """Coloured PLY clouds from recorded frames: ``deal episodes export --format ply`` and
 ``deal infer ... --cloud`` (numpy only; no rclpy, no torch).
 
-A frame is either a :class:`deal_ros.data.bag_io.Frame` (episodes, bags: ``depth_m``,
+A frame is either a :class:`deal_ros.episodes.bag_io.Frame` (episodes, bags: ``depth_m``,
 ``valid``, ``rgb`` and the recorded ``camera_info``) or a :class:`deal_ros.data.sample.Sample`
 (datasets: ``depth``, ``valid``, ``rgb`` and ``meta["K"]``); both are read duck-typed.
 

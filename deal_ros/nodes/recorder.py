@@ -2,8 +2,8 @@
 
 Node ``deal_recorder``. Subscribes rgb, depth (and optionally camera_info) with ``raw=True``
 so the CDR bytes go to disk untouched; validation and pairing run in
-:class:`deal_ros.data.recording.RecordingSession`, writing on the episode writer's own thread
-(:mod:`deal_ros.data.episode_writer`), so a slow disk never stalls the executor.
+:class:`deal_ros.episodes.recording.RecordingSession`, writing on the episode writer's own thread
+(:mod:`deal_ros.episodes.writer`), so a slow disk never stalls the executor.
 
 Services ``~/start_episode`` (deal_ros/srv/StartEpisode: labels, name, optional operator
 boxes stored in ``episode.yaml`` for box-supervised training) and ``~/stop_episode``; status
@@ -34,16 +34,16 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
 
 from deal_ros.core.pairing import stamp_to_ns
-from deal_ros.data.episode_meta import (
+from deal_ros.episodes.keyframes import KeyframeSelector
+from deal_ros.episodes.meta import (
     EpisodeError,
     EpisodeMeta,
     validate_boxes,
     validate_labels,
 )
-from deal_ros.data.episode_writer import AsyncEpisodeWriter
-from deal_ros.data.episodes import EpisodeStore
-from deal_ros.data.keyframes import KeyframeSelector
-from deal_ros.data.recording import RecordingSession
+from deal_ros.episodes.recording import RecordingSession
+from deal_ros.episodes.store import EpisodeStore
+from deal_ros.episodes.writer import AsyncEpisodeWriter
 from deal_ros.msg import EpisodeStatus, InstanceArray
 from deal_ros.nodes._common import ThrottledLog, declare, declare_qos, qos_profile, run_node
 from deal_ros.srv import StartEpisode, StopEpisode

@@ -48,8 +48,8 @@ from deal_ros.data.adapters.base import (
     multi_hot,
     select_classes,
 )
-from deal_ros.data.bag_io import BagError, BagFrameReader, FrameTopics, bag_topics
 from deal_ros.data.sample import Sample
+from deal_ros.episodes.bag_io import BagError, BagFrameReader, FrameTopics, bag_topics
 
 __all__ = ["LABELS_FORMAT", "BagDataset", "LabelPlan", "Segment", "load_labels"]
 
@@ -302,7 +302,7 @@ class BagDataset(IndexedDataset):
 
 
 def _bag_start(path: Path) -> int:
-    from deal_ros.data.bag_io import open_bag
+    from deal_ros.episodes.bag_io import open_bag
 
     reader = open_bag(path)
     try:

@@ -1,6 +1,6 @@
 """Random access to the paired frames of a bag, for map-style datasets.
 
-:class:`deal_ros.data.bag_io.BagFrameReader` reads a bag front to back, pairing with the core
+:class:`deal_ros.episodes.bag_io.BagFrameReader` reads a bag front to back, pairing with the core
 :class:`~deal_ros.core.pairing.ApproxTimePairer` (what the robot saw). A dataset needs frame
 ``i`` in any order, so:
 
@@ -32,7 +32,7 @@ from deal_ros.core.errors import DepthFormatError, ImageFormatError
 from deal_ros.core.image_codec import to_rgb8
 from deal_ros.core.pairing import stamp_to_ns
 from deal_ros.data.adapters.base import DatasetError
-from deal_ros.data.bag_io import BagFrameReader, Frame, FrameTopics, open_bag
+from deal_ros.episodes.bag_io import BagFrameReader, Frame, FrameTopics, open_bag
 
 __all__ = ["BagAccess", "FrameRef", "index_frames"]
 

@@ -2,7 +2,7 @@
 ``episodes:DIR``.
 
 ``DIR`` is one episode folder or a folder of them. Each frame is one recorded rgb+depth pair,
-exactly as the recorder paired it (read with :meth:`deal_ros.data.episodes.Episode.frames`),
+exactly as the recorder paired it (read with :meth:`deal_ros.episodes.store.Episode.frames`),
 labelled with the episode's ``labels``; operator ``boxes`` of ``episode.yaml`` become
 :class:`~deal_ros.data.sample.Box` es (``frames: all`` or a list of rgb stamps in ns).
 
@@ -33,10 +33,10 @@ from deal_ros.data.adapters.base import (
     require_dir,
     select_classes,
 )
-from deal_ros.data.bag_io import BagError
-from deal_ros.data.episode_meta import META_FILE, EpisodeError, validate_boxes
-from deal_ros.data.episodes import Episode, EpisodeStore
 from deal_ros.data.sample import Box, Sample
+from deal_ros.episodes.bag_io import BagError
+from deal_ros.episodes.meta import META_FILE, EpisodeError, validate_boxes
+from deal_ros.episodes.store import Episode, EpisodeStore
 
 __all__ = ["EpisodesDataset"]
 

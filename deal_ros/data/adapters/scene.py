@@ -1,7 +1,7 @@
 """The synthetic onboarding benchmark as a dataset: ``scene:`` (+ ``n=``, ``seed=``, ``size=``).
 
 ``scene:n=200,seed=1,size=240x320`` (options in the spec or as keywords) gives ``n`` scenes of
-:class:`~deal_ros.data.scene.SceneGenerator`; scene ``i`` is the same for the same seed, in
+:class:`~deal_ros.scene.generator.SceneGenerator`; scene ``i`` is the same for the same seed, in
 any order, in any process. ``classes=`` are the generator's classes (object kinds, or any
 names with ``shapes={name: kind}``); ``difficulty``, ``min_objects``, ``max_objects``,
 ``clutter_objects``, ``ignore_edges``, ``zoom`` (focal length multiplier, a close-up camera)
@@ -18,7 +18,7 @@ import numpy as np
 
 from deal_ros.data.adapters.base import DatasetError, IndexedDataset, as_int, as_size
 from deal_ros.data.sample import Box, Sample
-from deal_ros.data.scene import SceneGenerator
+from deal_ros.scene.generator import SceneGenerator
 
 __all__ = ["SceneDataset"]
 
