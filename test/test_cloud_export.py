@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deal_ros.core.cloud_cleaner import CleanConfig, CloudCleaner
 from deal_ros.core.ply import read_ply
 from deal_ros.data.sample import Sample
 from deal_ros.episodes.store import Episode
 from deal_ros.errors import DealError
 from deal_ros.infer.cloud_export import export_episode_ply, write_frame_ply
-from deal_ros.infer.objects import CleanConfig, CloudCleaner
 
 from fixtures_data import write_episode
 

@@ -7,16 +7,12 @@ import sys
 import numpy as np
 import pytest
 
+from deal_ros.core import cloud_cleaner, grid_clusters, knn_outliers, neighbour_grid
 from deal_ros.core.cloud import Cloud, Intrinsics, backproject
+from deal_ros.core.cloud_cleaner import CleanConfig, CloudCleaner, load_open3d
+from deal_ros.core.objects3d import oriented_box, rotation_to_quaternion
+from deal_ros.core.voxels import voxel_downsample
 from deal_ros.errors import DealError
-from deal_ros.infer import objects
-from deal_ros.infer.objects import (
-    CleanConfig,
-    CloudCleaner,
-    load_open3d,
-    oriented_box,
-    rotation_to_quaternion,
-)
 
 HAVE_OPEN3D = load_open3d()[0] is not None
 BACKENDS = [
@@ -55,8 +51,8 @@ def test_largest_cluster_cuts_a_mask_leaking_onto_the_far_background(backend):
     far = cloud.points[:, 2] > 1.2
     cleaner = CloudCleaner(backend=backend)
     # the leak holds more down-sampled points than the object: pixel weighting matters
-    vox = objects.voxel_downsample(cloud.points[far], None, cleaner.config.voxel_size)
-    near = objects.voxel_downsample(cloud.points[~far], None, cleaner.config.voxel_size)
+    vox = voxel_downsample(cloud.points[far], None, cleaner.config.voxel_size)
+    near = voxel_downsample(cloud.points[~far], None, cleaner.config.voxel_size)
     assert len(vox.points) > len(near.points)
     result = cleaner(cloud, ["background", "box"])
     assert result.backend == backend
@@ -82,7 +78,7 @@ def test_statistical_outliers_are_removed(backend):
     stray = np.array([[0.1, 0.1, 0.53], [0.05, 0.15, 0.47], [0.21, 0.02, 0.54]])
     cloud = Cloud(np.r_[plane, stray], 1)
     cfg = CleanConfig(largest_cluster=False)
-    n_plane = len(objects.voxel_downsample(cloud.points, None, cfg.voxel_size).points) - 3
+    n_plane = len(voxel_downsample(cloud.points, None, cfg.voxel_size).points) - 3
     assert n_plane == 40 * 40  # the plane lies mid-voxel: one layer of 5 mm voxels
     kept = CloudCleaner(cfg, backend=backend)(cloud).cloud.points
     assert np.abs(kept[:, 2] - 0.5025).max() < 0.01  # every stray point is gone
@@ -133,7 +129,7 @@ def test_oriented_box_recovers_a_rotated_box():
 
 def test_without_open3d_the_numpy_path_runs_and_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "open3d", None)  # what a missing package looks like
-    monkeypatch.setattr(objects, "_OPEN3D", {})
+    monkeypatch.setattr(cloud_cleaner, "_OPEN3D", {})
     lines: list[str] = []
     cleaner = CloudCleaner(backend="auto", log=lines.append)
     assert cleaner.backend == "numpy"
@@ -160,17 +156,17 @@ def test_clean_config_rejects_nonsense():
 def test_numpy_components_and_sparse_lookup_agree_with_dense():
     rng = np.random.default_rng(4)
     grid = np.unique(rng.integers(0, 30, (500, 3)), axis=0)
-    offs = objects._offsets(1, half=True)
-    dense = objects._lookup(grid, offs, 1, index=True)
-    old = objects._DENSE_CELLS
+    offs = neighbour_grid.cube_offsets(1, half=True)
+    dense = neighbour_grid.neighbour_index(grid, offs, 1)
+    old = neighbour_grid.DENSE_CELLS
     try:
-        objects._DENSE_CELLS = 0  # force the sorted-keys path
-        sparse = objects._lookup(grid, offs, 1, index=True)
+        neighbour_grid.DENSE_CELLS = 0  # force the sorted-keys path
+        sparse = neighbour_grid.neighbour_index(grid, offs, 1)
     finally:
-        objects._DENSE_CELLS = old
+        neighbour_grid.DENSE_CELLS = old
     np.testing.assert_array_equal(dense, sparse)
     # components: a chain 0-1-2 and 3-4, 5 alone
-    labels = objects._components(6, np.array([2, 1, 4]), np.array([1, 0, 3]))
+    labels = grid_clusters.connected_components(6, np.array([2, 1, 4]), np.array([1, 0, 3]))
     assert labels.tolist() == [0, 0, 0, 3, 3, 5]
 
 
@@ -180,16 +176,16 @@ def test_numpy_outlier_statistic_matches_brute_force_knn():
     uv = rng.random((20000, 2)) * 0.15
     surface = np.c_[uv, 0.6 + 0.3 * uv[:, 0] + 2 * (uv[:, 1] - 0.07) ** 2]
     scattered = rng.random((40, 3)) * [0.15, 0.15, 0.1] + [0, 0, 0.6]
-    vox = objects.voxel_downsample(np.r_[surface, scattered], None, 0.005)
+    vox = voxel_downsample(np.r_[surface, scattered], None, 0.005)
     k = 12
-    exact = objects._brute_knn(vox.points, np.arange(len(vox.points)), k) / k
-    fast = objects.mean_knn_distance(vox, k)
+    exact = knn_outliers.brute_knn_sums(vox.points, np.arange(len(vox.points)), k) / k
+    fast = knn_outliers.mean_knn_distance(vox, k)
     assert (fast >= exact - 1e-7).all()  # a missed neighbour can only make it larger
     assert np.mean(np.isclose(fast, exact, rtol=1e-5)) > 0.98
     assert np.max(fast / exact) < 1.05
     cfg = CleanConfig(outlier_neighbors=k, outlier_std_ratio=1.0)
     want = exact <= exact.mean() + cfg.outlier_std_ratio * exact.std()
-    got = objects._sor_numpy(vox, cfg)
+    got = knn_outliers.statistical_outlier_keep(vox, cfg.outlier_neighbors, cfg.outlier_std_ratio)
     assert 0 < (~want).sum() < len(want) and np.mean(got == want) > 0.995
 
 

@@ -22,6 +22,7 @@ MOVED = {
     "deal_ros.data.scene_sensor": "deal_ros.scene.sensor",
     "deal_ros.data.scene_texture": "deal_ros.scene.texture",
     "deal_ros.data.scene_view": "deal_ros.scene.view",
+    "deal_ros.infer.objects": "deal_ros.core.cloud_cleaner",
 }
 
 

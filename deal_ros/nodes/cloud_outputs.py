@@ -15,7 +15,7 @@ Needs depth aligned to colour and the colour camera's ``camera_info`` (subscribe
 ``camera_info``, remappable; or passed to :meth:`CloudOutputs.publish`). Without either, it says
 so ONCE in the log and returns; the node keeps publishing its 2-D outputs. Parameters
 (``cloud.*``, with descriptors) are in :data:`CLOUD_PARAMETERS`; the algorithms are
-:func:`deal_ros.core.cloud.backproject` and :class:`deal_ros.infer.objects.CloudCleaner`.
+:func:`deal_ros.core.cloud.backproject` and :class:`deal_ros.core.cloud_cleaner.CloudCleaner`.
 
 Wiring into a node (three lines)::
 
@@ -25,7 +25,7 @@ Wiring into a node (three lines)::
                        runtime.bundle.class_names,     # depth_msg: the depth paired with
                        rgb, palette=runtime.bundle.palette)  # this image (None if none)
 
-``publish`` returns the :class:`~deal_ros.infer.objects.CleanResult` (None when nothing was
+``publish`` returns the :class:`~deal_ros.core.cloud_cleaner.CleanResult` (None when nothing was
 published) and never raises for bad input: one throttled log line, counted in ``errors``.
 """
 
@@ -43,11 +43,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from deal_ros.core.cloud import Intrinsics, backproject
-from deal_ros.core.depth import depth_msg_to_metres
-from deal_ros.core.pointcloud2 import cloud_to_pointcloud2
-from deal_ros.errors import DealError
-from deal_ros.infer.bundle import default_palette
-from deal_ros.infer.objects import (
+from deal_ros.core.cloud_cleaner import (
     BACKENDS,
     CleanConfig,
     CleanResult,
@@ -55,6 +51,10 @@ from deal_ros.infer.objects import (
     ObjectInfo,
     as_instances,
 )
+from deal_ros.core.depth import depth_msg_to_metres
+from deal_ros.core.pointcloud2 import cloud_to_pointcloud2
+from deal_ros.errors import DealError
+from deal_ros.infer.bundle import default_palette
 from deal_ros.msg import ObjectArray, ObjectSummary
 from deal_ros.nodes._common import ThrottledLog, declare, qos_profile
 
