@@ -23,9 +23,9 @@ from deal_ros.core.errors import ImageFormatError
 from deal_ros.core.image_codec import image_spec, image_to_numpy
 from deal_ros.core.pairing import DEFAULT_SLOP_NS, ApproxTimePairer, PairedSet
 from deal_ros.episodes.cdr_image import CdrImage, parse_image
+from deal_ros.episodes.keyframes import KeyframeSelector
 from deal_ros.episodes.meta import DROP_KEYS, INVALID_KEYS, EpisodeMeta
 from deal_ros.episodes.writer import AsyncEpisodeWriter
-from deal_ros.episodes.keyframes import KeyframeSelector
 
 __all__ = ["DEPTH_ENCODINGS", "RGB_ENCODINGS", "RecordingSession"]
 

@@ -1,7 +1,8 @@
 """Make an episode's bag valid after a crash, a power loss or a full disk (no ROS needed).
 
-:func:`recover_bag` finalizes the MCAP file in place (:mod:`deal_ros.episodes.mcap_recover`: keep
-every complete chunk, append the summary) and writes the rosbag2 ``metadata.yaml`` that a clean
+:func:`recover_bag` finalizes the MCAP file in place (:mod:`deal_ros.episodes.mcap_recover`
+scans it, :mod:`deal_ros.episodes.mcap_summary` keeps every complete chunk and appends the
+summary) and writes the rosbag2 ``metadata.yaml`` that a clean
 close would have written, so ``ros2 bag`` and rosbags read the result. It copies no frame data,
 so it works on a full disk and takes seconds even for gigabytes (the file is read once to
 check every chunk, unless a writer vouches for a prefix with ``trusted_until``).
@@ -15,16 +16,18 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from deal_ros.episodes.bag_metadata import bag_metadata
+from deal_ros.episodes.mcap_index import McapScan
+from deal_ros.episodes.mcap_recover import scan_mcap
+from deal_ros.episodes.mcap_summary import finalize_mcap
+from deal_ros.episodes.mcap_writer import McapBagWriter
 from deal_ros.episodes.meta import BAG_TOPICS, EpisodeError, atomic_write_text, fsync_dir
-from deal_ros.episodes.mcap_recover import McapScan, finalize_mcap, scan_mcap
 
+# bag_metadata: defined here before the writer needed it too (deal_ros.episodes.bag_metadata)
 __all__ = ["BagRecovery", "bag_metadata", "find_mcap", "pair_counts", "recover_bag"]
-
-_ROSBAG2_VERSION = 9
 
 
 @dataclass
@@ -62,91 +65,10 @@ def pair_counts(scan: McapScan) -> tuple[int, int, list[int]]:
     return len(both), len(rgb_t ^ depth_t), both
 
 
-def _qos_list(metadata: bytes) -> Any:
-    """The ``offered_qos_profiles`` entry of a channel's metadata map (as rosbags writes it)."""
-    pos, items = 0, {}
-    while pos + 4 <= len(metadata):
-        n = int.from_bytes(metadata[pos : pos + 4], "little")
-        key = metadata[pos + 4 : pos + 4 + n].decode("utf-8", "replace")
-        pos += 4 + n
-        m = int.from_bytes(metadata[pos : pos + 4], "little")
-        items[key] = metadata[pos + 4 : pos + 4 + m].decode("utf-8", "replace")
-        pos += 4 + m
-    text = items.get("offered_qos_profiles", "")
-    try:
-        value = yaml.safe_load(text) if text else []
-    except yaml.YAMLError:
-        return text
-    return value if value is not None else []
-
-
-def _type_hash(msgtype: str, schema: tuple[str, str, bytes] | None) -> str:
-    """RIHS01 hash of ``msgtype`` from the Jazzy typestore (or the bag's own definition)."""
-    try:
-        from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
-        store = get_typestore(Stores.ROS2_JAZZY)
-        if msgtype not in store.fielddefs and schema is not None:
-            text = schema[2].decode("utf-8", "replace").split("\n" + "=" * 80 + "\n")[0]
-            store.register(get_types_from_msg(text, msgtype))
-        return store.hash_rihs01(msgtype)
-    except Exception:  # unknown or unparsable definitions: the hash is optional
-        return ""
-
-
-def bag_metadata(scan: McapScan, hashes: dict[str, str] | None = None) -> dict[str, Any]:
-    """The ``rosbag2_bagfile_information`` mapping of ``metadata.yaml`` (rosbag2 version 9);
-    ``hashes`` gives known RIHS01 type hashes (else they come from the Jazzy typestore)."""
-    counts = scan.channel_counts()
-    span = scan.time_range()
-    start, duration = (span[0], span[1] - span[0]) if span else (0, 0)
-    total = sum(counts.values())
-    topics = []
-    for cid, (sid, topic, encoding, metadata) in sorted(scan.channels.items()):
-        schema = scan.schemas.get(sid)
-        msgtype = schema[0] if schema else ""
-        topics.append(
-            {
-                "topic_metadata": {
-                    "name": topic,
-                    "type": msgtype,
-                    "serialization_format": encoding,
-                    "offered_qos_profiles": _qos_list(metadata),
-                    "type_description_hash": (hashes or {}).get(msgtype)
-                    or _type_hash(msgtype, schema),
-                },
-                "message_count": counts.get(cid, 0),
-            }
-        )
-    return {
-        "version": _ROSBAG2_VERSION,
-        "storage_identifier": "mcap",
-        "relative_file_paths": [scan.path.name],
-        "duration": {"nanoseconds": duration},
-        "starting_time": {"nanoseconds_since_epoch": start},
-        "message_count": total,
-        "topics_with_message_count": topics,
-        "compression_format": "",
-        "compression_mode": "",
-        "files": [
-            {
-                "path": scan.path.name,
-                "starting_time": {"nanoseconds_since_epoch": start},
-                "duration": {"nanoseconds": duration},
-                "message_count": total,
-            }
-        ],
-        "custom_data": None,
-        "ros_distro": "rosbags",
-    }
-
-
 def _write_empty_bag(bag_dir: Path) -> None:
     """Replace a bag that kept nothing usable (torn before its first chunk) by an empty
     valid bag with the episode's rgb and depth topics."""
     from rosbags.typesys import Stores, get_typestore
-
-    from deal_ros.episodes.mcap_writer import McapBagWriter
 
     store = get_typestore(Stores.ROS2_JAZZY)
     shutil.rmtree(bag_dir)

@@ -34,6 +34,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from deal_ros.episodes.mcap_writer import McapBagWriter
 from deal_ros.episodes.meta import (
     BAG_DIR,
     BAG_TOPICS,
@@ -47,7 +48,6 @@ from deal_ros.episodes.meta import (
     validate_boxes,
 )
 from deal_ros.episodes.repair import dir_bytes, pair_counts, recover_bag
-from deal_ros.episodes.mcap_writer import McapBagWriter
 
 __all__ = ["AsyncEpisodeWriter", "EpisodeWriter", "is_disk_full"]
 
