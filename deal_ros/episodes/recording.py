@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from deal_ros.core.errors import ImageFormatError
-from deal_ros.core.image_codec import image_spec, image_to_numpy
+from deal_ros.core.image_codec import check_layout, image_spec, image_to_numpy
 from deal_ros.core.pairing import DEFAULT_SLOP_NS, ApproxTimePairer, PairedSet
 from deal_ros.episodes.cdr_image import CdrImage, parse_image
 from deal_ros.episodes.keyframes import KeyframeSelector
@@ -139,20 +139,10 @@ class RecordingSession:
                 f"supported; expected one of {', '.join(_ALLOWED[stream])}",
             )
             return
-        row = spec.row_bytes(header.width)
-        if (
-            header.height <= 0
-            or header.width <= 0
-            or header.step < row
-            or (header.nbytes < header.step * header.height)
-        ):
-            self._reject(
-                "malformed",
-                f"{stream}:layout",
-                f"dropped {stream} frame on '{topic}': {header.width}x{header.height} "
-                f"{header.encoding} needs step >= {row} and {row * header.height} data bytes, "
-                f"got step {header.step} and {header.nbytes} bytes",
-            )
+        try:
+            check_layout(spec, header.height, header.width, header.step, header.nbytes, name=topic)
+        except ImageFormatError as exc:
+            self._reject("malformed", f"{stream}:layout", f"dropped {stream} frame: {exc}")
             return
         last = self._last_stamp.get(stream)
         if last is not None and header.stamp_ns <= last:
