@@ -45,9 +45,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deal_ros.data.torch_dataset import collate_samples
+from deal_ros.engine.ema import EMATeacher
 from deal_ros.instance.config import load_box_config
 from deal_ros.instance.data import box_items, open_box_dataset
-from deal_ros.instance.ema import EMATeacher
 from deal_ros.instance.evaluate import evaluate_model
 from deal_ros.instance.train import BoxTrainer, build_model, distill_start
 

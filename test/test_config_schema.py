@@ -58,7 +58,7 @@ def test_override_values_are_typed_for_their_field_in_both_schemas():
 
 
 def test_lr_warmup_in_steps_or_as_a_fraction_of_the_run():
-    from deal_ros.train.loop import lr_factor
+    from deal_ros.engine.loop import lr_factor
 
     steps = load_config(None, ["optim.warmup_steps=50", "optim.schedule=constant"])
     frac = load_config(None, ["optim.warmup_steps=0.25", "optim.schedule=constant"])

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from deal_ros.cli import main as deal
+from deal_ros.engine.runfolder import write_classes, write_config
 from deal_ros.errors import DealError
 from deal_ros.export import DeployModule, check_onnx, check_parity, export_model
 from deal_ros.export.parity import batch_from_images
@@ -19,7 +20,6 @@ from deal_ros.infer.bundle import InputSpec
 from deal_ros.infer.preprocess import Preprocessor
 from deal_ros.nets import CAMNet, SegNet, save_weights
 from deal_ros.train.config import TrainConfig
-from deal_ros.train.runfolder import write_classes, write_config
 
 from deploy_fixtures import INPUT_SIZE, cam_bundle, scene_images, seg_bundle, torch_threads
 

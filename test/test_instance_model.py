@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from deal_ros.engine.ema import EMATeacher
 from deal_ros.instance.condinst import CondInst
 from deal_ros.instance.config import BoxModelConfig, InferConfig
 from deal_ros.instance.controller import DynamicLayout
 from deal_ros.instance.dynamic_mask_head import DynamicMaskHead, grid_locations
-from deal_ros.instance.ema import EMATeacher
 from deal_ros.instance.inference import nms
 from deal_ros.instance.mask_targets import box_masks, nearness, pooled_depth
 from deal_ros.instance.targets import fcos_targets

@@ -16,10 +16,10 @@ import yaml
 from PIL import Image
 
 from deal_ros.cli import main as deal
+from deal_ros.engine.log import read_metrics
 from deal_ros.errors import DealError
 from deal_ros.nets.weights import read_state_dict
 from deal_ros.train.config import load_config
-from deal_ros.train.log import read_metrics
 from deal_ros.train.pipeline import train
 from deal_ros.train.resolve import resume_config
 from deal_ros.train.run import load_run

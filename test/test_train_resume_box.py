@@ -8,8 +8,8 @@ import os
 import pytest
 
 from deal_ros.cli import main
+from deal_ros.engine.checkpoints import NAMES, checkpoint_path, newest_checkpoint
 from deal_ros.instance.config import is_box_config
-from deal_ros.train.checkpoints import NAMES, checkpoint_path, newest_checkpoint
 
 TINY = [
     "data=scene:n=4,seed=0,size=64x96",

@@ -43,6 +43,7 @@ def _eval_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from deal_ros.commands.pseudo import set_threads, split_settings
+    from deal_ros.engine.device import resolve_device
     from deal_ros.errors import DealError
     from deal_ros.instance.cli import is_box_run
     from deal_ros.train.config import apply_overrides, from_dict, to_dict
@@ -52,7 +53,6 @@ def _eval_run(args: argparse.Namespace) -> int:
         evaluate_pseudo_dir,
         evaluate_seg,
     )
-    from deal_ros.train.loop import resolve_device
     from deal_ros.train.results_text import format_results
     from deal_ros.train.run import load_run
 

@@ -255,8 +255,8 @@ def export_instance_run(
     ``mask_threshold``) come from the run's config.yaml; ``kwargs`` go to
     :func:`export_instance_model` and win over them."""
     from deal_ros.data.torch_dataset import IMAGENET_MEAN
+    from deal_ros.engine.runfolder import read_yaml
     from deal_ros.instance.cli import load_box_run
-    from deal_ros.train.runfolder import read_yaml
 
     say = log or (lambda _msg: None)
     run_path = Path(run_dir).expanduser()

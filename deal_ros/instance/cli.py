@@ -64,9 +64,9 @@ def train_command(
 
 def load_box_run(run_dir: str | Path, overrides: Sequence[str] = (), device: str = "cpu"):
     """(config, classes, model in eval mode) of a box run folder."""
+    from deal_ros.engine.runfolder import read_classes, read_yaml
     from deal_ros.instance.train import WEIGHTS, build_model
     from deal_ros.nets.weights import load_weights
-    from deal_ros.train.runfolder import read_classes, read_yaml
 
     path = Path(run_dir).expanduser()
     if not (path / "config.yaml").is_file():
@@ -89,9 +89,9 @@ def eval_command(settings: Sequence[str], progress: bool = True) -> int:
     """``deal eval run=RUN [data=SPEC] [limit=N] [out=FILE] [overlays=N] [key=value ...]``."""
     import torch
 
+    from deal_ros.engine.device import resolve_device
     from deal_ros.instance.data import open_box_dataset
     from deal_ros.instance.evaluate import evaluate_model, write_overlays
-    from deal_ros.train.loop import resolve_device
 
     own = ("run", "data", "limit", "out", "device", "overlays")
     mine: dict[str, str] = {}

@@ -331,8 +331,8 @@ _BOOL_WORDS = ("true", "yes", "on", "1", "false", "no", "off", "0")  # resume=<b
 def _newest_run_stage(values: dict[str, str]) -> str | None:
     """``resume=true`` with no stage given: the stage of the newest checkpoint (any stage) among
     the runs in ``out`` (named ``name`` when given)."""
-    from deal_ros.train.checkpoints import newest_checkpoint
-    from deal_ros.train.runfolder import default_name, numbered_runs
+    from deal_ros.engine.checkpoints import newest_checkpoint
+    from deal_ros.engine.runfolder import default_name, numbered_runs
 
     out = Path(values.get("out", "").strip() or "runs").expanduser()
     name = values.get("name", "").strip()

@@ -28,6 +28,16 @@ import torch
 from torch import nn
 
 from deal_ros.data.torch_dataset import collate_samples
+from deal_ros.engine.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from deal_ros.engine.ema import EMATeacher
+from deal_ros.engine.log import RunLog
+from deal_ros.engine.loop import (
+    amp_dtype,
+    build_optimizer,
+    lr_factor,
+    resolve_device,
+    seed_everything,
+)
 from deal_ros.errors import DealError
 from deal_ros.instance.condinst import STRIDES, CondInst
 from deal_ros.instance.config import (
@@ -38,7 +48,6 @@ from deal_ros.instance.config import (
 )
 from deal_ros.instance.data import BOX_PROBLEMS, box_items, clean_boxes, open_box_dataset
 from deal_ros.instance.distill import pseudo_masks
-from deal_ros.instance.ema import EMATeacher
 from deal_ros.instance.losses import detection_losses, distill_loss, mask_losses, sample_positives
 from deal_ros.instance.mask_targets import (
     box_masks,
@@ -48,15 +57,6 @@ from deal_ros.instance.mask_targets import (
     pooled_depth,
 )
 from deal_ros.instance.targets import fcos_targets
-from deal_ros.train.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from deal_ros.train.log import RunLog
-from deal_ros.train.loop import (
-    amp_dtype,
-    build_optimizer,
-    lr_factor,
-    resolve_device,
-    seed_everything,
-)
 
 WEIGHTS = "instance_net.safetensors"
 CHECKPOINT = "checkpoints/box-last.pt"
@@ -355,7 +355,7 @@ class BoxTrainer:
 
 # ------------------------------------------------------------------ run folder + entry points
 def _run_dir(cfg: BoxTrainConfig, classes: list[str]) -> Path:
-    from deal_ros.train.runfolder import default_name, next_run_dir
+    from deal_ros.engine.runfolder import default_name, next_run_dir
 
     if cfg.run:
         path = Path(cfg.run).expanduser()
@@ -366,7 +366,7 @@ def _run_dir(cfg: BoxTrainConfig, classes: list[str]) -> Path:
 
 
 def _resume_dir(cfg: BoxTrainConfig) -> Path:
-    from deal_ros.train.runfolder import numbered_runs
+    from deal_ros.engine.runfolder import numbered_runs
 
     if isinstance(cfg.resume, str):
         p = Path(cfg.resume).expanduser()
@@ -387,7 +387,7 @@ def _resume_dir(cfg: BoxTrainConfig) -> Path:
 
 def resolve_config(source: str | None, overrides: list[str]) -> BoxTrainConfig:
     """``load_box_config``; with ``resume=`` the run's saved config + these overrides."""
-    from deal_ros.train.runfolder import read_yaml
+    from deal_ros.engine.runfolder import read_yaml
 
     cfg = load_box_config(source, overrides)
     if not cfg.resume:
@@ -404,8 +404,8 @@ def resolve_config(source: str | None, overrides: list[str]) -> BoxTrainConfig:
 
 def main_from_config(cfg: BoxTrainConfig, progress: bool = True) -> tuple[Path, BoxFitResult]:
     """Train (or resume) a box-supervised run; evaluate on ``val`` and draw overlays."""
+    from deal_ros.engine.runfolder import write_classes, write_config
     from deal_ros.nets.weights import save_weights
-    from deal_ros.train.runfolder import write_classes, write_config
 
     cfg.validate()
     seed_everything(cfg.seed)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from deal_ros.engine.log import read_metrics
 from deal_ros.train.config import TrainConfig
-from deal_ros.train.log import read_metrics
 from deal_ros.train.plots import grid, heat, line_chart, overlay_labels
 
 N_EXAMPLES = 6

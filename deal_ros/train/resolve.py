@@ -19,7 +19,7 @@ def resume_config(
     """The config of a resumed run: the run's saved config (``config.yaml``, or
     ``config_seg.yaml`` for the seg stage) + this call's ``overrides``; without ``resume`` it is
     ``load_config(source, overrides)``."""
-    from deal_ros.train.runfolder import find_resume_dir, read_yaml
+    from deal_ros.engine.runfolder import find_resume_dir, read_yaml
 
     cfg = load_config(source, overrides)
     if not cfg.resume:

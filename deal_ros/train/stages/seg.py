@@ -27,10 +27,15 @@ from torch import nn
 from tqdm import tqdm
 
 from deal_ros.data.sample import SampleDataset
+from deal_ros.engine.checkpoints import checkpoint_path, load_checkpoint
+from deal_ros.engine.ddp import DistEnv
+from deal_ros.engine.device import resolve_device, seed_everything
+from deal_ros.engine.loop import FitResult, Trainer
+from deal_ros.engine.runfolder import prepare_run
+from deal_ros.engine.stage import Stage
 from deal_ros.errors import DealError
 from deal_ros.losses.registry import build_seg_loss
 from deal_ros.nets.seg_net import SegNet
-from deal_ros.train.checkpoints import checkpoint_path, load_checkpoint
 from deal_ros.train.config import ModelConfig, TrainConfig
 from deal_ros.train.data import (
     IGNORE,
@@ -41,9 +46,6 @@ from deal_ros.train.data import (
     resize_image,
     write_label_png,
 )
-from deal_ros.train.ddp import DistEnv
-from deal_ros.train.loop import FitResult, Stage, Trainer, resolve_device, seed_everything
-from deal_ros.train.stages.common import prepare_run
 from deal_ros.train.stages.pseudo import PseudoLabels, refine, write_pseudo_yaml
 
 
