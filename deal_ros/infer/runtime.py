@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from deal_ros.infer import postprocess as post
+import deal_ros.infer.postprocess as post
 from deal_ros.infer.bundle import TASKS, Bundle, BundleError, read_bundle
 from deal_ros.infer.instances import (
     InstanceResult,
