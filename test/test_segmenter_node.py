@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import os
 import signal
@@ -461,3 +463,97 @@ def test_cloud_outputs_from_the_segmenter(harness_factory, kind):
     known = {(i.id, i.class_id) for i in arr.instances}
     assert {(o.instance_id, o.class_id) for o in objects.objects} <= known
     assert len(objects.objects) > 1
+
+
+def _instrument(monkeypatch, module: str, name: str) -> list[dict]:
+    """Count the calls of the real function ``module.name`` wherever a deal_ros module bound
+    it (instrumentation, not a mock: the real function runs). Each call's bound arguments are
+    kept, so the arrays and messages stay alive and their ids unique."""
+    original = getattr(importlib.import_module(module), name)
+    signature = inspect.signature(original)
+    calls: list[dict] = []
+
+    def counted(*args, **kwargs):
+        calls.append(signature.bind(*args, **kwargs).arguments)
+        return original(*args, **kwargs)
+
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__name__", "").startswith("deal_ros") and (
+            getattr(mod, name, None) is original
+        ):
+            monkeypatch.setattr(mod, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["semantic", "instance"])
+def test_each_input_is_decoded_once_and_each_output_converted_once(
+    harness_factory, monkeypatch, kind
+):
+    """Every output wanted, the depth gate and the 3-D outputs on (both read the depth):
+    per frame one decode of the image, one of the depth, one input check in the runtime,
+    and one sensor_msgs/Image per output array (~/segmentation's mask is ~/mask's image)."""
+    from sensor_msgs.msg import CameraInfo
+
+    if kind == "semantic":
+        model = {"model": str(cam_bundle().path), "cam_threshold": 0.0, "score_threshold": 0.0,
+                 "publish.cam_per_class": True}  # fmt: skip
+        # mask, cam, overlay and the class CAM of the class that is not ~/cam's
+        outputs, per_frame = ("mask", "cam", "overlay", "segmentation"), 4
+    else:
+        from instance_fixtures import box_bundle
+
+        model = {"model": str(box_bundle().path)}
+        outputs, per_frame = ("mask", "overlay", "segmentation", "instances"), 3  # + the id map
+    h = harness_factory(**model, use_depth=True, **{
+        "depth.max_range": 5.0, "cloud.enabled": True, "cloud.lazy": False, "cloud.stride": 1,
+    })  # fmt: skip
+    info_pub = h.test.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    assert h.spin_until(lambda: all(h.node.pubs[k].get_subscription_count() for k in outputs))
+    assert wait_for_subscribers(h.executor, info_pub)
+    info = CameraInfo(height=SIZE[0], width=SIZE[1])
+    info.k = [100.0, 0.0, SIZE[1] / 2, 0.0, 100.0, SIZE[0] / 2, 0.0, 0.0, 1.0]
+    info_pub.publish(info)
+    assert h.spin_until(lambda: h.node.cloud.camera_info is not None)
+
+    decodes = _instrument(monkeypatch, "deal_ros.core.image_codec", "image_to_numpy")
+    conversions = _instrument(monkeypatch, "deal_ros.core.image_codec", "numpy_to_image")
+    checks = _instrument(monkeypatch, "deal_ros.infer.preprocess", "to_rgb_array")
+    stamps = [600, 601, 602]
+    for i, (sec, rgb) in enumerate(zip(stamps, scene_images(len(stamps), SIZE, seed=18))):
+        depth = numpy_to_image(np.full(SIZE, 800 + 100 * i, np.uint16), "16UC1")
+        depth.header.stamp.sec, depth.header.frame_id = sec, "camera_depth_optical_frame"
+        h.depth_pub.publish(depth)
+        assert h.spin_until(
+            lambda s=sec: h.node._depth_msg and h.node._depth_msg.header.stamp.sec == s
+        )
+        processed = h.node.stats.processed
+        h.send(rgb, sec)
+        assert h.spin_until(lambda p=processed: h.node.stats.processed > p)  # all published
+    assert h.node.cloud.published == len(stamps) and h.node.cloud.errors == 0
+    for key in outputs:
+        assert sorted(m.header.stamp.sec for m in _all_at(h, key, stamps)) == stamps, key
+
+    decoded = sorted((a["msg"].header.frame_id, a["msg"].header.stamp.sec) for a in decodes)
+    assert decoded == sorted(
+        [
+            (f, s)
+            for s in stamps
+            for f in ("camera_color_optical_frame", "camera_depth_optical_frame")
+        ]
+    )  # each message once: the gate and the cloud share the depth decode
+    assert len(checks) == len(stamps)  # the runtime's one check, none in the preprocessor
+    for sec in stamps:
+        made = [c for c in conversions if c["header"].stamp.sec == sec]
+        assert len({id(c["arr"]) for c in made}) == len(made) == per_frame, [
+            (c["encoding"], c["arr"].shape) for c in made
+        ]
+    seg = _all_at(h, "segmentation", stamps)[-1]
+    np.testing.assert_array_equal(
+        image_to_numpy(seg.mask), image_to_numpy(_all_at(h, "mask", stamps)[-1])
+    )
+
+
+def _all_at(h: Harness, key: str, stamps: list[int]) -> list:
+    assert h.spin_until(lambda: {m.header.stamp.sec for m in h.got[key]} >= set(stamps)), key
+    return sorted((m for m in h.got[key] if m.header.stamp.sec in stamps),
+                  key=lambda m: m.header.stamp.sec)  # fmt: skip

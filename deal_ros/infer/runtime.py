@@ -347,8 +347,8 @@ class Runtime:
         """
         self._need("semantic", "segment")
         t0 = time.perf_counter()
-        rgb = to_rgb_array(rgb)
-        batch = self.preprocess(rgb)
+        rgb = to_rgb_array(rgb)  # the one check of this image
+        batch, _ = self.preprocessor.checked(rgb, self.input_size)
         t1 = time.perf_counter()
         raw = self.run(batch)
         t2 = time.perf_counter()
@@ -419,8 +419,8 @@ class Runtime:
         bool, masks are cut to it and instances left empty dropped (:func:`gate_instances`)."""
         self._need("instance", "detect")
         t0 = time.perf_counter()
-        rgb = to_rgb_array(rgb)
-        batch, where = self.preprocessor.with_placement(rgb, self.input_size)
+        rgb = to_rgb_array(rgb)  # the one check of this image
+        batch, where = self.preprocessor.checked(rgb, self.input_size)
         t1 = time.perf_counter()
         raw = self.run(batch)
         t2 = time.perf_counter()

@@ -21,9 +21,12 @@ Wiring into a node (three lines)::
 
     self.cloud = CloudOutputs(self)                    # in __init__, after declaring params
     ...
-    self.cloud.publish(depth_msg, None, result.mask,   # per frame, after the 2-D outputs;
-                       runtime.bundle.class_names,     # depth_msg: the depth paired with
-                       rgb, palette=runtime.bundle.palette)  # this image (None if none)
+    self.cloud.publish(depth, None, result.mask,       # per frame, after the 2-D outputs;
+                       runtime.bundle.class_names,     # depth: the depth paired with this
+                       rgb, palette=runtime.bundle.palette)  # image (None if none)
+
+``depth`` is a depth ``sensor_msgs/Image`` or, to share one decode with other readers of the
+same frame (the segmenter's depth gate), a :class:`~deal_ros.core.depth_image.DepthImage`.
 
 ``publish`` returns the :class:`~deal_ros.core.cloud_cleaner.CleanResult` (None when nothing was
 published) and never raises for bad input: one throttled log line, counted in ``errors``.
@@ -51,7 +54,7 @@ from deal_ros.core.cloud_cleaner import (
     ObjectInfo,
     as_instances,
 )
-from deal_ros.core.depth import depth_msg_to_metres
+from deal_ros.core.depth_image import DepthImage
 from deal_ros.core.pointcloud2 import cloud_to_pointcloud2
 from deal_ros.errors import DealError
 from deal_ros.infer.bundle import default_palette
@@ -88,6 +91,7 @@ CLOUD_PARAMETERS: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "cloud.lazy": (True, "skip the 3-D work while nobody subscribes to its outputs", {}),
 }  # fmt: skip
 
+_DEPTH_TOPIC = "depth"  # the segmenter's depth subscription, named in error lines
 _ONCE = {
     "no_depth": "3-D outputs need depth aligned to colour: set use_depth:=true and remap "
     "'depth'; publishing 2-D outputs only",
@@ -254,7 +258,7 @@ class CloudOutputs:
     # ------------------------------------------------------------------ output
     def publish(
         self,
-        depth_msg: Image | None,
+        depth_msg: Image | DepthImage | None,
         camera_info_msg: CameraInfo | None,
         class_mask: np.ndarray,
         class_names: Sequence[str] | Mapping[int, str],
@@ -264,7 +268,8 @@ class CloudOutputs:
         instances: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CleanResult | None:
         """Back-project ``class_mask`` (class ids, the colour image's size) through
-        ``depth_msg`` (aligned to colour) with ``camera_info_msg`` (None: the newest one
+        ``depth_msg`` (aligned to colour; a message or a :class:`DepthImage`, decoded here
+        unless already decoded) with ``camera_info_msg`` (None: the newest one
         subscribed), clean, summarise and publish. ``rgb``: (H, W, 3) uint8 point colours;
         ``palette``: class colours for the markers (default: the bundle default).
         ``instances``: (instance-id map, class id of each instance) of an instance bundle:
@@ -278,16 +283,19 @@ class CloudOutputs:
         if info is None:
             self._once("no_camera_info", topic=self.info_sub.topic_name)
             return None
+        depth = depth_msg
+        if not isinstance(depth, DepthImage):
+            depth = DepthImage(depth_msg, name=_DEPTH_TOPIC)
         try:
             labels = class_mask if instances is None else instances[0]
-            result = self._compute(depth_msg, info, labels, class_names, rgb)
+            result = self._compute(depth, info, labels, class_names, rgb)
             if instances is not None:
                 result = as_instances(result, instances[1], class_names)
         except (DealError, ValueError) as exc:
             self.errors += 1
             self._log("cloud", f"3-D outputs skipped for this frame: {exc}", "error")
             return None
-        header = depth_msg.header
+        header = depth.header
         self.pubs["cloud"].publish(cloud_to_pointcloud2(result.cloud, header))
         self.pubs["objects"].publish(object_array(header, result.objects))
         self.pubs["markers"].publish(marker_array(header, result.objects, palette))
@@ -296,18 +304,15 @@ class CloudOutputs:
 
     def _compute(
         self,
-        depth_msg: Image,
+        depth: DepthImage,
         info: CameraInfo,
         class_mask: np.ndarray,
         class_names: Sequence[str] | Mapping[int, str],
         rgb: np.ndarray | None,
     ) -> CleanResult:
-        depth_topic = "depth"
-        depth_m, valid = depth_msg_to_metres(
-            depth_msg,
-            name=depth_topic,
-            min_m=float(self._param("cloud.depth_min")) or None,
-            max_m=float(self._param("cloud.depth_max")) or None,
+        depth_m, valid = depth.within(
+            float(self._param("cloud.depth_min")) or None,
+            float(self._param("cloud.depth_max")) or None,
         )
         intrinsics = Intrinsics.from_camera_info(info, name=self.info_sub.topic_name)
         cloud = backproject(
@@ -317,7 +322,7 @@ class CloudOutputs:
             valid=valid,
             rgb=rgb,
             stride=int(self._param("cloud.stride")),
-            name=depth_topic,
+            name=_DEPTH_TOPIC,
         )
         self.cleaner.config = self.config()
         return self.cleaner(cloud, class_names)

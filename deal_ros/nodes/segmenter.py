@@ -8,6 +8,9 @@ so the executor never blocks and latency stays bounded under overload. ``~/stats
 frames received by the callback, processed and dropped in that slot; a frame that another one
 replaced inside the subscription's own DDS queue (depth ``qos.depth``) before the callback ran
 is never seen by the node, so it cannot be counted (raise ``qos.depth`` to see every frame).
+A frame's inputs are decoded once (:class:`~deal_ros.nodes.segmenter_frame.FrameInputs`: the
+depth gate and the 3-D outputs share one depth decode) and each output array is converted to a
+message once (:class:`~deal_ros.nodes.segmenter_frame.FrameOutputs`).
 
 Publishes, all with the input image's header:
 
@@ -61,20 +64,15 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from deal_ros.core.depth import depth_msg_to_metres
-from deal_ros.core.image_codec import numpy_to_image, to_rgb8
 from deal_ros.core.pairing import stamp_to_ns
 from deal_ros.errors import DealError
-from deal_ros.infer.instances import (
-    InstanceResult,
-    class_id_image,
-    pixel_box,
-)
+from deal_ros.infer.instances import InstanceResult, pixel_box
 from deal_ros.infer.postprocess import depth_keep
-from deal_ros.infer.runtime import InferenceResult, Runtime
+from deal_ros.infer.runtime import Runtime
 from deal_ros.msg import Instance, InstanceArray, Segmentation
 from deal_ros.nodes._common import QOS_RELIABILITY, ThrottledLog, declare, declare_qos, qos_profile
 from deal_ros.nodes.cloud_outputs import CloudOutputs
+from deal_ros.nodes.segmenter_frame import FrameInputs, FrameOutputs
 from deal_ros.nodes.segmenter_worker import Frame, LatencyStats, LatestSlot, Worker
 
 __all__ = ["NODE_NAME", "PARAMETERS", "SegmenterNode", "main"]
@@ -84,6 +82,9 @@ _RELOAD_KEYS = ("model", "providers", "fp16", "threads")
 _THRESHOLDS = ("cam_threshold", "score_threshold", "nms_threshold", "mask_threshold",
                "overlay_alpha")  # fmt: skip
 _UNIT = (-1.0, 1.0)
+# The depth gate's valid depth: 0.1-10 m (depth_to_metres' default range, our choice for a
+# RealSense D4xx); the 3-D outputs read their own cloud.depth_min / cloud.depth_max.
+_GATE_RANGE_M = (0.1, 10.0)
 
 # name -> (default, description, declare() options); qos.reliability / qos.depth come from
 # deal_ros.nodes._common.declare_qos.
@@ -281,83 +282,77 @@ class SegmenterNode(Node):
             return None
         return depth
 
-    def _keep(self, depth: Image | None, size: tuple[int, int]) -> np.ndarray | None:
+    def _keep(self, frame: FrameInputs) -> np.ndarray | None:
+        """The depth gate's keep mask at the image's size, or None (gate off, or no depth
+        close enough in time for this frame)."""
         max_range = float(self._param("depth.max_range"))
-        if depth is None or max_range <= 0:
-            return None  # gate off, or no depth close enough in time for this frame
-        depth_m, valid = depth_msg_to_metres(depth, name="depth")
-        return depth_keep(depth_m, valid, size, max_range)
+        if frame.depth is None or max_range <= 0:
+            return None
+        depth_m, valid = frame.depth.within(*_GATE_RANGE_M)
+        return depth_keep(depth_m, valid, frame.rgb.shape[:2], max_range)
 
-    def _process(self, frame: Frame) -> None:
+    def _process(self, arrival: Frame) -> None:
         started = time.perf_counter()
         runtime = self.runtime
         if runtime is None:
             self.errors["no_model"] += 1
             self._log("no_model", f"frame skipped, no model loaded: {self.model_error}", "error")
             return
-        msg = frame.msg
+        msg = arrival.msg
         try:
-            rgb = to_rgb8(msg, name=self.image_sub.topic_name)
-            depth = self._matched_depth(msg)
-            keep = self._keep(depth, rgb.shape[:2])
+            frame = FrameInputs.decode(
+                msg, self._matched_depth(msg), image_name=self.image_sub.topic_name
+            )
+            keep = self._keep(frame)
         except (DealError, ValueError) as exc:
             self.errors["bad_input"] += 1
             self._log("bad_input", f"bad input: {exc}", "error")
             return
         frame_step = self._detect if runtime.bundle.is_instance else self._segment
-        mask, run, instances = frame_step(msg, runtime, rgb, keep)
+        out = frame_step(frame, runtime, keep)
+        self._publish(runtime, out)
         if self.cloud.wanted():
             bundle = runtime.bundle
-            self.cloud.publish(depth, None, mask, bundle.class_names, rgb,
-                               palette=bundle.palette, instances=instances)  # fmt: skip
-        self.stats.add(frame.arrived, started, run, time.perf_counter())
+            self.cloud.publish(frame.depth, None, out.mask, bundle.class_names, frame.rgb,
+                               palette=bundle.palette, instances=out.cloud_labels)  # fmt: skip
+        self.stats.add(arrival.arrived, started, out.run_s, time.perf_counter())
 
-    def _segment(self, msg: Image, runtime: Runtime, rgb: np.ndarray, keep: np.ndarray | None):
-        """A semantic bundle's frame: publish; return the class mask, session.run time and
-        None (no instances)."""
-        per_class = bool(self._param("publish.cam_per_class"))
+    def _per_class(self, runtime: Runtime) -> bool:
+        """``~/cam/<class>`` this frame (semantic bundles only: instance models have no CAMs)."""
+        return bool(self._param("publish.cam_per_class")) and not runtime.bundle.is_instance
+
+    def _segment(self, frame: FrameInputs, runtime: Runtime, keep: np.ndarray | None):
+        """A semantic bundle's frame: its outputs, only those that will be published."""
+        per_class = self._per_class(runtime)
         result = runtime.segment(
-            rgb,
+            frame.rgb,
             cam=self._wanted("cam") or per_class,
             overlay=self._wanted("overlay"),
             cam_classes=range(1, runtime.bundle.num_classes + 1) if per_class else (),
             keep=keep,
         )
-        self._publish(msg, runtime, result, per_class)
-        return result.mask, result.timings["run"], None
+        return FrameOutputs.of_semantic(frame.header, result)
 
-    def _detect(self, msg: Image, runtime: Runtime, rgb: np.ndarray, keep: np.ndarray | None):
-        """An instance bundle's frame: publish; return the class mask, session.run time and
-        (instance-id map, class of each instance) for the 3-D outputs."""
-        result = runtime.detect(rgb, overlay=self._wanted("overlay"), keep=keep)
-        ids = result.id_image()
-        mask = class_id_image(ids, result.classes)
-        header = msg.header
-        if self._wanted("mask"):
-            self.pubs["mask"].publish(numpy_to_image(mask, "mono8", header))
-        if self._wanted("overlay") and result.overlay is not None:
-            self.pubs["overlay"].publish(numpy_to_image(result.overlay, "rgb8", header))
-        if self._wanted("segmentation"):
-            scores = result.class_scores(runtime.bundle.num_classes)
-            self.pubs["segmentation"].publish(_segmentation(header, runtime, scores, mask))
-        if self._wanted("instances"):
-            self.pubs["instances"].publish(_instance_array(header, runtime, result, ids))
-        return mask, result.timings["run"], (ids, result.classes[:255])
+    def _detect(self, frame: FrameInputs, runtime: Runtime, keep: np.ndarray | None):
+        """An instance bundle's frame: its outputs (the class mask from the instances)."""
+        result = runtime.detect(frame.rgb, overlay=self._wanted("overlay"), keep=keep)
+        return FrameOutputs.of_instances(frame.header, result, runtime.bundle.num_classes)
 
-    def _publish(self, msg: Image, runtime: Runtime, result: InferenceResult, per_class: bool):
-        header = msg.header
+    def _publish(self, runtime: Runtime, out: FrameOutputs) -> None:
+        """Every wanted 2-D output of the frame (each image message made once, see
+        :class:`~deal_ros.nodes.segmenter_frame.FrameOutputs`)."""
         if self._wanted("mask"):
-            self.pubs["mask"].publish(numpy_to_image(result.mask, "mono8", header))
-        if self._wanted("cam") and result.cam is not None:
-            self.pubs["cam"].publish(numpy_to_image(result.cam, "32FC1", header))
-        if self._wanted("overlay") and result.overlay is not None:
-            self.pubs["overlay"].publish(numpy_to_image(result.overlay, "rgb8", header))
+            self.pubs["mask"].publish(out.mask_image)
+        if self._wanted("cam") and out.cam is not None:
+            self.pubs["cam"].publish(out.cam_image)
+        if self._wanted("overlay") and out.overlay is not None:
+            self.pubs["overlay"].publish(out.overlay_image)
         if self._wanted("segmentation"):
-            self.pubs["segmentation"].publish(
-                _segmentation(header, runtime, result.scores, result.mask)
-            )
-        if per_class:
-            self._publish_class_cams(header, runtime, result)
+            self.pubs["segmentation"].publish(_segmentation(runtime, out))
+        if out.instances is not None and self._wanted("instances"):
+            self.pubs["instances"].publish(_instance_array(runtime, out))
+        if self._per_class(runtime):
+            self._publish_class_cams(runtime, out)
 
     def _class_cam_publishers(self, runtime: Runtime) -> None:
         """Make the ``~/cam/<class>`` publishers of this model's classes (call with the lock
@@ -376,15 +371,15 @@ class SegmenterNode(Node):
             for name in [n for n in self._cam_pubs if n not in keep]:
                 self.destroy_publisher(self._cam_pubs.pop(name))
 
-    def _publish_class_cams(self, header, runtime: Runtime, result: InferenceResult) -> None:
+    def _publish_class_cams(self, runtime: Runtime, out: FrameOutputs) -> None:
         with self._cam_lock:  # a model swap may drop publishers meanwhile
             if runtime is not self.runtime:
                 return  # swapped while this frame ran: its classes are gone
             self._class_cam_publishers(runtime)
             for k, name in enumerate(runtime.bundle.classes, start=1):
-                heat = result.class_cams.get(k)
-                if heat is not None and name in self._cam_pubs:
-                    self._cam_pubs[name].publish(numpy_to_image(heat, "32FC1", header))
+                heat = out.class_cam_image(k) if name in self._cam_pubs else None
+                if heat is not None:
+                    self._cam_pubs[name].publish(heat)
 
     # ------------------------------------------------------------------ reporting
     def label_info(self) -> dict[str, Any]:
@@ -438,22 +433,26 @@ class SegmenterNode(Node):
         super().destroy_node()
 
 
-def _segmentation(header, runtime: Runtime, scores: np.ndarray, mask: np.ndarray) -> Segmentation:
-    """``scores``: (K,) per class (image-level probabilities, or an instance bundle's best
-    instance score per class); background 1 - max (our choice)."""
+def _segmentation(runtime: Runtime, frame: FrameOutputs) -> Segmentation:
+    """``frame.scores``: (K,) per class (image-level probabilities, or an instance bundle's
+    best instance score per class); background 1 - max (our choice). The mask is the very
+    image message of ``~/mask``."""
     out = Segmentation()
-    out.header = header
+    out.header = frame.header
     out.class_names = runtime.bundle.class_names
+    scores = frame.scores
     background = 1.0 - float(scores.max()) if scores.size else 1.0
     out.class_scores = [background, *map(float, scores)]
-    out.mask = numpy_to_image(mask, "mono8", header)
+    out.mask = frame.mask_image
     return out
 
 
-def _instance_array(header, runtime: Runtime, result: InstanceResult, ids: np.ndarray):
-    """The ~/instances message: ``ids`` is ``result.id_image()`` (255 instances at most)."""
+def _instance_array(runtime: Runtime, frame: FrameOutputs) -> InstanceArray:
+    """The ~/instances message (255 instances at most: ids are mono8)."""
+    result: InstanceResult = frame.instances
+    ids = frame.ids
     out = InstanceArray()
-    out.header = header
+    out.header = frame.header
     out.class_names = runtime.bundle.class_names
     n = min(len(result), 255)
     pixels = np.count_nonzero(result.masks[:n], axis=(1, 2))
@@ -468,7 +467,7 @@ def _instance_array(header, runtime: Runtime, result: InstanceResult, ids: np.nd
         item.box.width, item.box.height = right - left, bottom - top
         item.pixel_count = int(pixels[i])
         out.instances.append(item)
-    out.mask = numpy_to_image(ids, "mono8", header)
+    out.mask = frame.ids_image
     return out
 
 
