@@ -1,0 +1,181 @@
+"""RecordingSession without a node: serialized images in, a real episode out; pairs, every drop
+by its reason and warning key, writer back-pressure and keyframes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mcap_fixtures import NS, frame_arrays, frame_bytes, image_bytes, info_bytes, stamp_of
+from rosbags.rosbag2 import Reader
+
+from deal_ros.episodes.keyframes import KeyframeSelector
+from deal_ros.episodes.meta import DROP_KEYS, load_meta
+from deal_ros.episodes.recording import RecordingSession
+from deal_ros.episodes.store import AsyncEpisodeWriter, Episode, EpisodeStore
+
+TOPICS = {"rgb": "/cam/rgb", "depth": "/cam/depth"}
+MS = 1_000_000
+
+
+class Recording:
+    """A session on a fresh episode, its warnings collected as (key, line)."""
+
+    def __init__(self, tmp_path, *, max_queue: int = 64, start: bool = True, **options):
+        store = EpisodeStore(tmp_path / "episodes")
+        self.writer = AsyncEpisodeWriter(store.create(["mug"], name="rec"), max_queue)
+        if start:
+            self.writer.start()
+        self.warnings: list[tuple[str, str]] = []
+        self.session = RecordingSession(
+            self.writer, TOPICS, warn=lambda key, line: self.warnings.append((key, line)), **options
+        )
+
+    def pair(self, rgb, depth) -> None:
+        self.session.on_image("rgb", rgb)
+        self.session.on_image("depth", depth)
+
+    def good(self, i: int, depth_offset_ns: int = 2 * MS) -> None:
+        rgb, depth = frame_arrays(i)
+        self.pair(
+            image_bytes(rgb, "rgb8", stamp_of(i)),
+            image_bytes(depth, "16UC1", stamp_of(i) + depth_offset_ns),
+        )
+
+    def finish(self):
+        meta = self.session.finish()
+        return meta, Episode(self.writer.writer.directory)
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self.warnings]
+
+
+def test_pairs_are_written_with_their_original_bytes(tmp_path):
+    rec = Recording(tmp_path)
+    rec.session.on_camera_info(info_bytes(stamp_of(0)))
+    sent = []
+    for i in range(8):
+        rgb, depth = frame_bytes(i, stamp_ns=stamp_of(i))
+        depth = image_bytes(frame_arrays(i)[1], "16UC1", stamp_of(i) + 3 * MS)  # within slop
+        rec.pair(rgb, depth)
+        sent.append((bytes(rgb), bytes(depth)))
+    meta, episode = rec.finish()
+    assert meta.state == "complete" and meta.frames == 8 and rec.warnings == []
+    assert meta.size == {"height": 12, "width": 16}
+    assert meta.encodings == {"rgb": "rgb8", "depth": "16UC1"}
+    assert meta.depth_valid_fraction == 0.75  # the zero first column, on the 4x-subsampled view
+    assert meta.dropped == dict.fromkeys(DROP_KEYS, 0)
+    frames = list(episode.frames())
+    assert [f.stamp_ns for f in frames] == [stamp_of(i) for i in range(8)]  # the colour stamp
+    assert [int(f.rgb[0, 0, 0]) for f in frames] == list(range(8))
+    assert all(f.camera_info is not None for f in frames)
+    with Reader(episode.bag_dir) as reader:
+        raw = {(c.topic.rsplit("/", 1)[-1], t): bytes(d) for c, t, d in reader.messages()}
+    assert [(raw["rgb", stamp_of(i)], raw["depth", stamp_of(i)]) for i in range(8)] == sent
+
+
+def test_bad_messages_are_dropped_by_reason_and_recording_goes_on(tmp_path):
+    rec = Recording(tmp_path)
+    rgb0, _ = frame_arrays(0)
+    for i in range(6):
+        rec.good(i)
+        if i == 1:
+            rec.session.on_image("rgb", b"\x00\x01\x00\x00 not an image")
+        if i == 2:  # step 20 < a row of 16 rgb8 pixels (48 bytes)
+            rec.session.on_image("rgb", image_bytes(rgb0, "rgb8", stamp_of(2) + MS, step=20))
+        if i == 3:
+            rec.session.on_image("depth", image_bytes(rgb0, "rgb8", stamp_of(3) + 5 * MS))
+        if i == 4:  # an older stamp than the last colour frame
+            rec.session.on_image("rgb", image_bytes(rgb0, "rgb8", stamp_of(1)))
+    meta, episode = rec.finish()
+    assert meta.frames == 6 and len(list(episode.frames())) == 6
+    assert meta.invalid == {"malformed": 2, "encoding": 1, "size": 0, "depth_all_invalid": 0}
+    assert meta.dropped == {**dict.fromkeys(DROP_KEYS, 0), "invalid": 3, "out_of_order": 1}
+    assert rec.keys() == ["rgb:malformed", "rgb:layout", "depth:encoding", "rgb:backwards"]
+    lines = dict(rec.warnings)
+    assert lines["rgb:layout"] == (
+        "dropped rgb frame: image '/cam/rgb': rgb8 expects step >= 48 bytes "
+        "(width 16 x 3 bytes), got 20"
+    )
+    assert (
+        "encoding 'rgb8' is not supported; expected one of 16UC1, mono16, 32FC1"
+        in (lines["depth:encoding"])
+    )
+    assert "stamps going backwards" in lines["rgb:backwards"]
+    assert all("\n" not in line and ("/cam/" in line) for _, line in rec.warnings)
+
+
+def test_bad_pairs_are_dropped_by_reason(tmp_path):
+    rec = Recording(tmp_path)
+    for i in range(9):
+        rgb, depth = frame_arrays(i)
+        t = stamp_of(i)
+        if i == 3:  # depth not aligned to colour
+            depth = depth[::2, ::2]
+        if i == 5:  # both a different size than the episode's
+            rgb, depth = frame_arrays(i, 24, 32)
+        rgb_encoding = "bgr8" if i == 6 else "rgb8"  # allowed, but not this episode's
+        if i == 7:
+            depth = np.zeros_like(depth)
+        rec.pair(image_bytes(rgb, rgb_encoding, t), image_bytes(depth, "16UC1", t + MS))
+    meta, episode = rec.finish()
+    assert meta.frames == 5
+    assert [int(f.rgb[0, 0, 0]) for f in episode.frames()] == [0, 1, 2, 4, 8]
+    assert meta.invalid == {"malformed": 0, "encoding": 1, "size": 2, "depth_all_invalid": 1}
+    assert meta.dropped["invalid"] == 4 and meta.dropped_total == 4
+    keys = ["pair:size", "pair:episode_size", "pair:episode_encoding", "pair:depth_invalid"]
+    assert rec.keys() == keys
+    lines = dict(rec.warnings)
+    assert "rgb is 16x12 but depth is 8x6 (depth must be aligned to colour)" in lines["pair:size"]
+    assert "size 32x24 differs from this episode's 16x12" in lines["pair:episode_size"]
+    assert "has no valid pixel (all 0/NaN)" in lines["pair:depth_invalid"]
+
+
+def test_all_invalid_depth_can_be_kept(tmp_path):
+    rec = Recording(tmp_path, drop_invalid_depth=False)
+    rgb, depth = frame_arrays(0)
+    rec.pair(image_bytes(rgb, "rgb8", stamp_of(0)), image_bytes(depth * 0, "16UC1", stamp_of(0)))
+    rec.good(1)
+    meta, _episode = rec.finish()
+    assert meta.frames == 2 and meta.dropped_total == 0
+    assert meta.depth_valid_fraction == pytest.approx((0 + 0.75) / 2)
+
+
+def test_pairing_drops_are_counted_per_message(tmp_path):
+    rec = Recording(tmp_path, pair_queue_size=3)
+    rgb, _ = frame_arrays(0)
+    rec.session.on_image("rgb", image_bytes(rgb, "rgb8", stamp_of(0)))  # no depth partner
+    rec.good(1)
+    for i in range(2, 6):  # colour only: rgb 2 to 5 wait for partners in a queue of 3
+        rec.session.on_image("rgb", image_bytes(rgb, "rgb8", stamp_of(i)))
+    rec.good(6)  # rgb 6 overflows the queue again, depth 6 outdates rgb 4 and 5
+    meta, _episode = rec.finish()
+    assert meta.frames == 2  # frames 1 and 6
+    # no_match: rgb 0, 4, 5 (no partner within the slop); queue_full: rgb 2 and 3
+    assert meta.dropped == {**dict.fromkeys(DROP_KEYS, 0), "no_match": 3, "queue_full": 2}
+    assert rec.warnings == []  # pairing drops are counted, not warned one by one
+
+
+def test_a_full_writer_queue_counts_writer_behind(tmp_path):
+    rec = Recording(tmp_path, max_queue=2, start=False)  # nothing drains until finish
+    for i in range(6):
+        rec.good(i)
+    meta, episode = rec.finish()  # the last pair comes out of the pairer here: behind too
+    assert meta.frames == 2 and meta.dropped["writer_behind"] == 4
+    assert [int(f.rgb[0, 0, 0]) for f in episode.frames()] == [0, 1]
+    assert load_meta(episode.path).dropped["writer_behind"] == 4
+
+
+def test_keyframes_skip_a_still_scene(tmp_path):
+    rec = Recording(tmp_path, keyframes=KeyframeSelector(min_change=0.03, max_interval_s=1.0))
+    still_rgb, still_depth = frame_arrays(0)
+    stamps = [stamp_of(i) for i in range(10)]  # a third of a second, nothing moves
+    stamps += [stamp_of(10)]  # the scene changes
+    stamps += [stamp_of(10) + NS + k * NS // 30 for k in range(3)]  # still, 1 s later
+    for n, t in enumerate(stamps):
+        rgb = 255 - still_rgb if n >= 10 else still_rgb
+        rec.pair(image_bytes(rgb, "rgb8", t), image_bytes(still_depth, "16UC1", t + MS))
+    meta, episode = rec.finish()
+    # kept: the first, the change, the first frame a max interval after it
+    assert meta.frames == 3 and meta.dropped["keyframe_skip"] == len(stamps) - 3
+    assert [f.stamp_ns for f in episode.frames()] == [stamps[0], stamps[10], stamps[11]]
+    assert rec.warnings == []
