@@ -9,7 +9,7 @@ frames received by the callback, processed and dropped in that slot; a frame tha
 replaced inside the subscription's own DDS queue (depth ``qos.depth``) before the callback ran
 is never seen by the node, so it cannot be counted (raise ``qos.depth`` to see every frame).
 A frame's inputs are decoded once (:class:`~deal_ros.nodes.segmenter_frame.FrameInputs`: the
-depth gate and the 3-D outputs share one depth decode) and each output array is converted to a
+depth gate and the 3-D outputs share the depth decode) and each output array is converted to a
 message once (:class:`~deal_ros.nodes.segmenter_frame.FrameOutputs`).
 
 Publishes, all with the input image's header:
@@ -83,7 +83,8 @@ _THRESHOLDS = ("cam_threshold", "score_threshold", "nms_threshold", "mask_thresh
                "overlay_alpha")  # fmt: skip
 _UNIT = (-1.0, 1.0)
 # The depth gate's valid depth: 0.1-10 m (depth_to_metres' default range, our choice for a
-# RealSense D4xx); the 3-D outputs read their own cloud.depth_min / cloud.depth_max.
+# RealSense D4xx); the 3-D outputs read cloud.depth_min / cloud.depth_max, by default the same
+# range, so the frame's DepthImage decodes once for both.
 _GATE_RANGE_M = (0.1, 10.0)
 
 # name -> (default, description, declare() options); qos.reliability / qos.depth come from

@@ -4,8 +4,9 @@ A frame runs through the worker in three steps, and each step owns one kind of c
 
 1. :meth:`FrameInputs.decode`: the image message to rgb8 (the node's only ``to_rgb8``), the
    paired depth message wrapped in a :class:`~deal_ros.core.depth_image.DepthImage`, decoded
-   to metres on its first read and then shared by the depth gate and the 3-D outputs (each
-   reads its own range from the one decode);
+   to metres on its first read and then shared by the depth gate and the 3-D outputs (one
+   decode per valid range: one per frame with the default ``cloud.depth_min``/``_max``,
+   which match the gate's 0.1-10 m);
 2. the runtime (``Runtime.segment`` / ``Runtime.detect``), which checks the rgb array once;
 3. :class:`FrameOutputs`: the frame's results, whose ``sensor_msgs/Image`` messages are made
    on first use and then kept, so an array published twice (the class mask on ``~/mask`` and
