@@ -117,6 +117,10 @@ def _go(cam: subprocess.Popen) -> None:
     cam.stdin.flush()
 
 
+def _accounted(status: EpisodeStatus | None) -> int:
+    return 0 if status is None else status.frames + status.dropped
+
+
 def sustained(context: Context, root: Path, seconds: float) -> None:
     count = int(seconds * 30)
     session = Session(context, root / "sustained")
@@ -131,12 +135,15 @@ def sustained(context: Context, root: Path, seconds: float) -> None:
             session.executor.spin_once(timeout_sec=0.05)
             cam1 = cpu_times(cam.pid)
         rec1, wall = cpu_times(session.proc.pid), time.monotonic() - t0
+        sent = json.loads(manifest.read_text())
+        pairs = len(sent["depth"])
+        # the recorder has taken every frame the driver sent once its status counts them
+        # (recorded or dropped; the last pair waits for the stop), or after 10 s
+        session.spin_until(lambda: _accounted(session.status) >= pairs - 1, 10)
         stop = session.call(StopEpisode, "stop_episode", StopEpisode.Request())
     finally:
         cam.kill()
         session.close()
-    sent = json.loads(manifest.read_text())
-    pairs = len(sent["depth"])
     meta = Episode(Path(stop.path)).meta
     print(f"sustained 30 Hz {W}x{H} rgb8+16UC1, {pairs} pairs over {sent['seconds']:.1f} s:")
     print(
@@ -222,7 +229,7 @@ def kill9(context: Context, root: Path, seconds: float) -> None:
         reply = session.call(StartEpisode, "start_episode", StartEpisode.Request(labels=["mug"]))
         _go(cam)
         session.spin_until(lambda: session.status is not None and session.status.frames > 0, 30)
-        time.sleep(seconds)
+        time.sleep(seconds)  # record for this long before the kill (a duration, not a wait)
         os.kill(session.proc.pid, signal.SIGKILL)
         killed_ns = time.time_ns()
         session.proc.wait(10)

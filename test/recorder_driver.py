@@ -26,6 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from deal_ros.core.image_codec import numpy_to_image
 
 NS = 1_000_000_000
+ACK_TIMEOUT_S = 10.0
 
 
 def frame(i: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,22 +147,18 @@ def main(argv: list[str] | None = None) -> int:
             print("driver: no subscriber appeared", file=sys.stderr)
             return 1
         rclpy.spin_once(node, timeout_sec=0.05)
-    time.sleep(0.3)  # let the reliable matches settle on both topics
     if args.wait_go:
         print("ready", flush=True)
         sys.stdin.readline()
-    base = time.time_ns()
     sent: dict[str, list] = {"rgb": [], "depth": [], "injected": []}
     t0 = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):  # stopped early: still write what was sent
-        _publish(args, injections, rng, base, node, (rgb_pub, depth_pub, info_pub), sent)
+        _publish(args, injections, rng, (rgb_pub, depth_pub, info_pub), sent)
     sent["seconds"] = time.monotonic() - t0
-    # every stream's last message must reach the recorder before the test stops it (delivery
-    # across topics is unordered): wait for the acknowledgements (reliable QoS), then settle
-    for pub in (rgb_pub, depth_pub, info_pub):
-        if pub is not None:
-            pub.wait_for_all_acked(Duration(seconds=10))
-    time.sleep(0.3)
+    # every stream's last message is in the subscriber's reader once acknowledged (reliable
+    # QoS); that the recorder has taken it is for the caller to wait on (its status counts)
+    if not _acknowledged((rgb_pub, depth_pub, info_pub), ACK_TIMEOUT_S):
+        print(f"driver: the last frames not acknowledged within {ACK_TIMEOUT_S} s", file=sys.stderr)
     if args.manifest:
         with open(args.manifest, "w") as f:
             json.dump(sent, f)
@@ -170,11 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _publish(args, injections, rng, base: int, node, pubs, sent: dict) -> None:
-    """Publish the frames (module doc), recording what was sent in ``sent``."""
+def _acknowledged(pubs, timeout_s: float) -> bool:
+    """Wait until every reliable subscriber of ``pubs`` acknowledged what was published."""
+    deadline = Duration(seconds=timeout_s)
+    return all(pub.wait_for_all_acked(deadline) for pub in pubs if pub is not None)
+
+
+def _publish(args, injections, rng, pubs, sent: dict) -> None:
+    """Publish the frames (module doc), recording what was sent in ``sent``.
+
+    Frame 0 goes out first and alone: once every subscriber acknowledged it, discovery is
+    complete in both directions (a subscriber also knows this publisher), so no later frame is
+    lost to a match still settling. Then the clock restarts: frame i (i >= 1) is stamped and
+    published ``(i - 1) / rate`` after that, stamps following the wall clock."""
     rgb_pub, depth_pub, info_pub = pubs
     period = 1.0 / args.rate
-    next_t = time.monotonic()
+    base, start = time.time_ns(), time.monotonic()
     for i in range(args.count):
         stamp = base + int(i * period * NS) + int(rng.uniform(-1, 1) * args.jitter_ms * 1e6)
         rgb, depth = frame(i, args.height, args.width)
@@ -197,8 +205,13 @@ def _publish(args, injections, rng, base: int, node, pubs, sent: dict) -> None:
             sent["rgb"].append([i, stamp])
         depth_pub.publish(depth_msg)
         sent["depth"].append([i, depth_stamp])
-        next_t += period
-        time.sleep(max(0.0, next_t - time.monotonic()))
+        if i == 0:
+            if not _acknowledged((rgb_pub if colour else None, depth_pub, info_pub), 20.0):
+                raise SystemExit("driver: frame 0 not acknowledged by the subscribers in 20 s")
+            base = time.time_ns() - int(period * NS)
+            start = time.monotonic() - period
+        # pacing at the camera rate (not synchronisation): frame i + 1 is due at this time
+        time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
 
 
 if __name__ == "__main__":

@@ -95,9 +95,6 @@ class Recorder:
         assert spin_until(self.executor, check, timeout), [self.statuses[-3:], self.output()]
         return found[-1]
 
-    def spin(self, seconds: float) -> None:
-        spin_until(self.executor, lambda: False, seconds)
-
     def close(self) -> None:
         if self._closed:
             return
@@ -269,7 +266,9 @@ def test_bad_input_and_a_3x_flood_are_counted_not_fatal(recorders, tmp_path):
     finally:
         cam.kill()
         cam.wait(10)
-    rec.spin(0.5)
+    # every frame sent is accounted for before the stop: 176 good pairs (written or behind)
+    # and 6 drops of the 4 injected frames, less the last pair, held until stop flushes it
+    rec.wait_status(lambda s: s.state == "recording" and s.frames + s.dropped >= 181)
     reply = rec.stop()
     assert reply.success, reply.message
     meta = load_meta(reply.path)
@@ -399,7 +398,7 @@ def test_keyframes_skip_a_still_scene_in_the_node(ros_context, tmp_path):
             if i == 30:
                 rgb = 255 - rgb  # a real change
             rec.publish(rgb, depth, 50, i * 10_000_000)
-            spin_until(executor, lambda: False, 0.01)
+            spin_until(executor, lambda: False, 0.01)  # pacing: spin 10 ms between frames
         done = spin_until(executor, lambda: node._session.dropped()["keyframe_skip"] == 29)
         assert done and spin_until(executor, lambda: node.status().frames == 2)
         ok, _message, meta = node.stop_episode()
@@ -447,7 +446,7 @@ def test_operator_boxes_given_at_start_reach_box_training(ros_context, tmp_path)
         assert rec.connected()
         for i in range(3):
             rec.publish(*frame(i, 60, 80), 60 + i)
-            spin_until(executor, lambda: False, 0.05)
+            spin_until(executor, lambda: False, 0.05)  # pacing: spin 50 ms between frames
         ok, _message, meta = rec.stop_when(2)
     finally:
         rec.close()
@@ -495,7 +494,7 @@ def test_detector_boxes_are_stored_per_frame(ros_context, tmp_path):
                     found("mug", 0.8, 4, 4, 0, 6),  # empty
                 ]
                 det.publish(boxes)
-            spin_until(executor, lambda: False, 0.05)
+            spin_until(executor, lambda: False, 0.05)  # pacing: spin 50 ms between frames
         ok, message, meta = rec.stop_when(2)
     finally:
         rec.close()
