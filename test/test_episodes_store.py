@@ -215,7 +215,7 @@ _CRASH_WRITER = textwrap.dedent(
         if writer.durable_bytes != getattr(writer, "_seen", None):
             writer._seen = writer.durable_bytes
             print("durable", i, flush=True)
-        time.sleep(1 / 30)
+        time.sleep(1 / 30)  # pacing at a camera rate
     """
 )
 
@@ -300,7 +300,7 @@ def test_disk_full_closes_the_episode_cleanly(tiny_disk):
         async_writer.submit(stamp, *serialized_pair(i, 120, 160, stamp))
         if not async_writer.running:
             break
-        time.sleep(0.002)
+        time.sleep(0.002)  # pacing: a producer at 500 Hz, faster than the disk
     meta = async_writer.stop()
     assert closed and closed[0][1] is not None and closed[0][0] is meta
     assert meta.state == "complete" and meta.stop_reason == "disk_full"
