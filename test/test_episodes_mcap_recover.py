@@ -248,3 +248,15 @@ def test_a_bag_written_by_rosbags_is_recovered(tmp_path):
     assert mcap_messages(torn) <= set(sent)
     _with_metadata_yaml(final)
     assert rosbags_messages(torn.parent) == {m for m in sent if (m[0], m[1]) in kept}
+
+
+def test_names_of_mcap_recover_before_the_split_still_import_from_it():
+    import deal_ros.episodes.mcap_recover as recover
+    from deal_ros.episodes import mcap_index, mcap_summary
+
+    assert recover.finalize_mcap is mcap_summary.finalize_mcap
+    assert recover.McapScan is mcap_index.McapScan and recover.ChunkGroup is mcap_index.ChunkGroup
+    assert recover.MAGIC == fmt.MAGIC and recover.McapError is fmt.McapError
+    assert set(recover.__all__) == {
+        "MAGIC", "ChunkGroup", "McapError", "McapScan", "finalize_mcap", "scan_mcap"
+    }  # fmt: skip
