@@ -76,3 +76,9 @@ def test_counts_follow_the_kept_chunks_and_given_hashes_win(tmp_path):
     empty = bag_metadata(scan)
     assert empty["message_count"] == 0 and empty["duration"] == {"nanoseconds": 0}
     assert empty["starting_time"] == {"nanoseconds_since_epoch": 0}
+
+
+def test_still_importable_from_repair_where_it_lived():
+    from deal_ros.episodes import repair
+
+    assert repair.bag_metadata is bag_metadata and "bag_metadata" in repair.__all__
