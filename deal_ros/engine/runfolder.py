@@ -156,6 +156,23 @@ def read_yaml(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def saved_config(run_dir: Path, name: str = "config.yaml") -> dict[str, Any]:
+    """The raw config a run folder was started with, for resuming it: ``meta`` dropped, and
+    ``train.stop_after`` (a one-shot interruption, not a setting)."""
+    saved = read_yaml(Path(run_dir) / name, "run config")
+    saved = {k: v for k, v in saved.items() if k != "meta"}
+    if isinstance(saved.get("train"), dict):
+        saved["train"].pop("stop_after", None)
+    return saved
+
+
+def resumed_overrides(overrides: Sequence[str], run_dir: Path) -> list[str]:
+    """``overrides`` + ``run=<run_dir>`` unless they name a run: the resumed run trains on in
+    its folder."""
+    keys = {o.split("=", 1)[0].strip().lstrip("-") for o in overrides if "=" in o}
+    return [*overrides, *([] if "run" in keys else [f"run={run_dir}"])]
+
+
 def write_classes(run_dir: Path, classes: Sequence[str]) -> Path:
     path = Path(run_dir) / "classes.txt"
     path.write_text("".join(f"{c}\n" for c in classes))

@@ -18,6 +18,7 @@ data), limit, out (default <run>/eval.json), device, overlays (PNG count, defaul
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def train_command(
         )
         return 0
     run_dir, result = main_from_config(cfg, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 reports
+        return 0
     state = "done" if result.completed else "stopped (resume with resume=true)"
     skipped = sum(result.box_skipped.values())
     note = f", skipped {skipped} bad boxes {result.box_skipped}" if skipped else ""

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from deal_ros.data.sample import Box, Sample, SampleDataset
 from deal_ros.data.torch_dataset import TorchSampleDataset, fit_sample
@@ -158,6 +159,28 @@ def box_items(
         std=UNIT_STD,
         seed=seed,
     )
+
+
+def box_order(seed: int, epoch: int, n: int) -> list[int]:
+    """The epoch order box training has always used (``EpochBatches(permutation=...)``)."""
+    return np.random.default_rng([seed, epoch]).permutation(n).tolist()
+
+
+class EpochItems(torch.utils.data.Dataset):
+    """``box_items`` keyed by the engine sampler's ``(index, epoch)``: the epoch (which seeds
+    the augmentation, with the index) is set before the item is made, in whichever process
+    makes it."""
+
+    def __init__(self, items: TorchSampleDataset) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, epoch = key
+        self.items.set_epoch(int(epoch))
+        return self.items[int(index)]
 
 
 def open_box_dataset(
