@@ -8,8 +8,6 @@ import torch
 
 from deal_ros.errors import DealError
 
-AMP_MODES = ("auto", "bf16", "fp16", "off")
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
