@@ -213,9 +213,9 @@ def export_check(s: dict, val) -> None:
     """Torch vs exported bundle on the same scenes (``--export``, module docstring)."""
     import tempfile
 
+    from deal_ros.eval.bundle import evaluate_bundle
     from deal_ros.export.instance_bundle import export_instance_model
     from deal_ros.infer.runtime import Runtime
-    from deal_ros.train.evaluate_bundle import evaluate_bundle
 
     cfg = config(s, 0, [*BASELINE, "distill.enabled=false"])
     tr = trainer(cfg, open_box_dataset(cfg, cfg.data))

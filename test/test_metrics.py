@@ -208,3 +208,15 @@ def test_metrics_module_does_not_import_torch():
     code = "import sys, deal_ros.train.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_contract_names_are_the_eval_room_s_and_import_without_a_warning():
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('error')\n"
+        "from deal_ros.train.metrics import confusion_matrix, miou, miou_multiclass_only\n"
+        "import deal_ros.eval.metrics as m\n"
+        "assert (confusion_matrix, miou, miou_multiclass_only) == "
+        "(m.confusion_matrix, m.miou, m.miou_multiclass_only)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -30,6 +30,8 @@ MOVED = {
     "deal_ros.train.ddp": "deal_ros.engine.ddp",
     "deal_ros.train.stages.common": "deal_ros.engine.runfolder",
     "deal_ros.instance.ema": "deal_ros.engine.ema",
+    "deal_ros.train.evaluate_bundle": "deal_ros.eval.bundle",
+    "deal_ros.train.results_text": "deal_ros.eval.results_text",
 }
 
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deal_ros.errors import DealError
+from deal_ros.eval.results_text import format_ap as format_results
 from deal_ros.instance.config import (
     apply_box_overrides,
     box_config_from_dict,
@@ -129,19 +130,3 @@ def eval_command(settings: Sequence[str], progress: bool = True) -> int:
     out.write_text(json.dumps(results, indent=2))
     print(f"deal eval: -> {out}")
     return 0
-
-
-def format_results(results: dict) -> str:
-    """Two lines: mask and box AP, AP50, AP75 (percent)."""
-    lines = [
-        f"{results.get('images', 0)} images, {results.get('instances', 0)} instances, "
-        f"{results.get('detections', 0)} detections"
-    ]
-    for kind, name in (("segm", "mask"), ("bbox", "box")):
-        r = results.get(kind) or {}
-        vals = "  ".join(
-            f"{k} {100 * r[k]:.1f}" if r.get(k) is not None else f"{k} -"
-            for k in ("AP", "AP50", "AP75")
-        )
-        lines.append(f"{name:4s} {vals}")
-    return "\n".join(lines)
