@@ -211,7 +211,7 @@ def test_ema_teacher_update_matches_reference():
 
 def test_onnx_export_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from deal_ros.instance.export import CondInstExport, export_instance_onnx
+    from deal_ros.export.instance_onnx import CondInstExport, export_instance_onnx
 
     torch.manual_seed(2)
     model = CondInst(3, TINY).eval()

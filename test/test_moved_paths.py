@@ -32,6 +32,7 @@ MOVED = {
     "deal_ros.instance.ema": "deal_ros.engine.ema",
     "deal_ros.train.evaluate_bundle": "deal_ros.eval.bundle",
     "deal_ros.train.results_text": "deal_ros.eval.results_text",
+    "deal_ros.instance.export": "deal_ros.export.instance_onnx",
 }
 
 
