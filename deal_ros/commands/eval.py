@@ -42,11 +42,11 @@ def _eval_run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from deal_ros.commands._methods import BOX, run_method
     from deal_ros.commands.pseudo import set_threads, split_settings
     from deal_ros.engine.device import resolve_device
     from deal_ros.errors import DealError
     from deal_ros.eval.results_text import format_results
-    from deal_ros.instance.cli import is_box_run
     from deal_ros.train.config import apply_overrides, from_dict, to_dict
     from deal_ros.train.data import open_dataset
     from deal_ros.train.evaluate import (
@@ -57,7 +57,7 @@ def _eval_run(args: argparse.Namespace) -> int:
     from deal_ros.train.run import load_run
 
     runs = [v.split("=", 1)[1] for v in args.settings if v.startswith("run=")]
-    if runs and is_box_run(runs[-1]):  # a box-supervised instance run
+    if runs and run_method(runs[-1]) == BOX:  # a box-supervised instance run
         from deal_ros.instance.cli import eval_command
 
         return eval_command(args.settings, progress=not args.no_progress)

@@ -31,4 +31,10 @@ Public API (module: names):
   ``resume_checkpoint``, ``write_config`` / ``read_yaml`` / ``write_yaml``,
   ``write_classes`` / ``read_classes``, ``stage_of_run``, ``newest_stage``, ``RunSettings``
 * ``log``:         ``RunLog`` (progress bar, metrics.jsonl, TensorBoard), ``read_metrics``
+* ``config``:      the generic config engine: ``load_config(source, overrides, schema)``,
+  ``read_config_file``, ``apply_overrides``, ``from_dict`` / ``to_dict``, ``all_keys``,
+  ``parse_override``, ``preset_names`` / ``preset_path`` (``PRESETS``), ``ConfigError``,
+  ``ConfigSchema`` (the Protocol a method's schema satisfies)
+* ``settings``:    the sections every schema embeds: ``OptimConfig``, ``LoopConfig``,
+  ``AMP_MODES``, and their checks ``engine_checks``, ``scale_range_check``, ``raise_first``
 """
