@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 
 import numpy as np
@@ -125,6 +127,40 @@ def test_oriented_box_recovers_a_rotated_box():
     for r in (np.diag([1.0, -1, -1]), np.diag([-1.0, 1, -1]), np.diag([-1.0, -1, 1])):
         q = rotation_to_quaternion(r)  # 180-degree turns: the non-trace pivots
         assert np.isclose(np.linalg.norm(q), 1) and np.isclose(abs(q[np.argmax(np.abs(q))]), 1)
+
+
+def _installed(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not (_installed("libusb-package") and (_installed("open3d-cpu") or _installed("open3d"))),
+    reason="needs open3d and libusb-package installed (make setup installs both)",
+)
+def test_load_open3d_preloads_libusb_package_so_open3d_imports_without_the_system_library():
+    """In a fresh interpreter: load_open3d() maps libusb-package's library into the process
+    (RTLD_GLOBAL, before open3d's own libusb-1.0.so.0 is resolved) and open3d imports. With
+    both packages installed this must not skip: the open3d tests above depend on it."""
+    code = (
+        "import json; from deal_ros.core.cloud_cleaner import load_open3d, preload_libusb\n"
+        "module, why = load_open3d()\n"
+        "maps = [l.split()[-1] for l in open('/proc/self/maps') if 'libusb' in l]\n"
+        "print(json.dumps({'ok': module is not None, 'why': why, 'lib': preload_libusb(),\n"
+        "                  'maps': sorted(set(maps))}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True)  # fmt: skip
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got["ok"], got["why"]
+    assert got["lib"].endswith("libusb-1.0.so") and "libusb_package" in got["lib"]
+    assert got["lib"] in got["maps"]  # the preloaded library is the one mapped
+    assert HAVE_OPEN3D  # so the open3d-parametrised tests of this file ran
 
 
 def test_without_open3d_the_numpy_path_runs_and_says_so(monkeypatch):

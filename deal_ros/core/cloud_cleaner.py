@@ -40,6 +40,7 @@ the numpy fallback, which says so when the cleaner is made (one log line, and
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -72,6 +73,7 @@ __all__ = [
     "load_open3d",
     "mean_knn_distance",
     "oriented_box",
+    "preload_libusb",
     "rotation_to_quaternion",
     "voxel_downsample",
 ]
@@ -81,10 +83,35 @@ _logger = logging.getLogger(__name__)
 _OPEN3D: dict[str, Any] = {}
 
 
+def preload_libusb() -> str:
+    """Load libusb-package's ``libusb-1.0`` into the process with ``RTLD_GLOBAL`` and return
+    its path ("" when that package is not installed or its library does not load).
+
+    open3d's wheels link ``libusb-1.0.so.0`` (for RealSense support we never use); a machine
+    without the system library (Debian ``libusb-1.0-0``) fails ``import open3d``. The PyPI
+    package ``libusb-package`` ships the library without root; once loaded globally, the
+    dynamic linker resolves open3d's ``libusb-1.0.so.0`` to it by its soname. Done once."""
+    if "libusb" not in _OPEN3D:
+        _OPEN3D["libusb"] = ""
+        try:
+            import libusb_package  # optional: the [cloud] extra and make setup install it
+
+            path = libusb_package.get_library_path()
+            if path is not None:
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+                _OPEN3D["libusb"] = str(path)
+        except Exception as exc:  # not installed, or a library that does not load here
+            _logger.debug("libusb-package preload skipped: %s", exc)
+    return _OPEN3D["libusb"]
+
+
 def load_open3d() -> tuple[Any | None, str]:
     """``(open3d module, "")`` or ``(None, why not)``; imported once, lazily. Any failure
-    counts (not installed, a missing system library such as libusb, a numpy ABI mismatch)."""
+    counts (not installed, a missing system library such as libusb, a numpy ABI mismatch).
+    libusb-package's library is preloaded first when that package is installed
+    (:func:`preload_libusb`)."""
     if "module" not in _OPEN3D:
+        preload_libusb()
         try:
             import open3d  # optional and heavy (2 s to import): only here
 
