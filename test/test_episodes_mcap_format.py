@@ -106,3 +106,28 @@ def test_fields_running_past_their_record_are_torn():
     with pytest.raises(fmt.TornRecordError, match="message index of inconsistent length"):
         fmt.parse_message_index(index[:-8])
     assert fmt.read_string(b"\x02\x00\x00\x00\xff\xfe", 0) == ("\ufffd\ufffd", 6)  # replaced
+
+
+def test_crc32_combine_joins_the_crcs_of_adjacent_runs():
+    import os
+
+    for n in (0, 1, 7, 4096, (1 << 20) + 3):
+        a, b = os.urandom(37), os.urandom(n)
+        assert fmt.crc32_combine(zlib.crc32(a), zlib.crc32(b), n) == zlib.crc32(a + b)
+    assert fmt.crc32_combine(0, 0, 0) == 0
+
+
+def test_strict_topic_records_refuse_what_zeros_completed():
+    schema = fmt.schema_body(1, "pkg/msg/T", "ros2msg", b"string data")
+    channel = fmt.channel_body(1, 1, "/t", "cdr", fmt.map_entries({"e": "", "k": "v"}))
+    assert fmt.parse_schema(schema, strict=True) == fmt.parse_schema(schema)
+    assert fmt.parse_channel(channel, strict=True)[1][1] == "/t"
+    for torn, parse in (
+        (schema[:-4] + b"\0" * 4, fmt.parse_schema),  # definition text zeroed
+        (schema + b"\0", fmt.parse_schema),  # a body longer than its fields
+        (channel[:-1] + b"\0", fmt.parse_channel),  # metadata map: "v" -> NUL
+        (channel[:8] + b"\0" * (len(channel) - 8), fmt.parse_channel),  # topic text zeroed
+    ):
+        parse(torn)  # the lenient parse takes it
+        with pytest.raises(fmt.TornRecordError, match="torn record"):
+            parse(torn, strict=True)

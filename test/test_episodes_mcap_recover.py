@@ -71,13 +71,6 @@ def test_every_cut_keeps_exactly_the_complete_chunk_groups(tmp_path):
     for pos, _op, n in layout[1:]:
         cuts |= {pos, pos + 1, pos + n // 2, pos + n - 1}  # a boundary, inside head and body
     cuts |= {len(data)}
-    inside_topic_record = {
-        c
-        for pos, op, n in layout
-        if op in (fmt.OP_SCHEMA, fmt.OP_CHANNEL)
-        for c in cuts
-        if pos < c < pos + n
-    }
     previous = -1
     for n, cut in enumerate(sorted(cuts)):
         for tail in (b"", b"\0" * 64):
@@ -96,11 +89,9 @@ def test_every_cut_keeps_exactly_the_complete_chunk_groups(tmp_path):
                 assert scan.valid_end == last_clean, cut
             assert final.finalized and final.size == path.stat().st_size
             assert final.message_count == len(kept)
-            if tail and cut in inside_topic_record:
-                continue  # zeros complete the record with junk: see the xfail test below
             assert {(t, lt) for t, lt, _ in mcap_messages(path)} == kept, cut
             assert mcap_messages(path) <= everything  # the bytes of each message intact
-            assert stream_records(path)[-1] == "Footer"
+            assert stream_records(path)[-1] == "Footer"  # the data section's CRC checked too
             _with_metadata_yaml(final)
             assert {(t, lt) for t, lt, _ in rosbags_messages(path.parent)} == kept
             if not tail:
@@ -109,19 +100,22 @@ def test_every_cut_keeps_exactly_the_complete_chunk_groups(tmp_path):
     assert previous == len(everything)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap (issue 14): zeros after a schema or channel record torn by a power loss "
-    "fill its missing fields; the scan keeps the record with zeroed fields, and the mcap reader "
-    "or rosbags then refuses the finalized bag",
-)
 def test_a_zero_tail_does_not_complete_a_torn_topic_record(tmp_path):
+    """Zeros after a schema or channel record torn by a power loss fill its missing fields;
+    the strict parse refuses the record (NUL bytes, empty fields or fields that do not fill the
+    body) instead of keeping it with junk, at every cut inside it."""
     _src, _full, data = _finalized_and_torn(tmp_path, frames=2)
-    channel_pos, _op, n = next(r for r in records(data) if r[1] == fmt.OP_CHANNEL)
-    cut = channel_pos + n - 40  # inside the channel's encoding and metadata
-    scan, _final = _finalize_copy(tmp_path / "z" / "bag.mcap", data[:cut] + b"\0" * 64)
-    assert all(ch[2] == "cdr" for ch in scan.channels.values()), scan.channels
+    topic_records = [r for r in records(data) if r[1] in (fmt.OP_SCHEMA, fmt.OP_CHANNEL)]
+    assert len(topic_records) == 3  # one Image schema, the rgb and depth channels
+    for pos, _op, n in topic_records:  # every cut in the last 100 bytes (the zeros reach the end)
+        for cut in {pos + 9, pos + n // 2, *range(max(pos + 9, pos + n - 100), pos + n)}:
+            path = tmp_path / f"z{cut}" / "bag.mcap"
+            scan, _final = _finalize_copy(path, data[:cut] + b"\0" * 64)
+            if data[cut : pos + n].strip(b"\0"):  # the zeros do not equal the lost bytes
+                assert scan.valid_end == pos and scan.problem, cut
+            assert all(ch[2] == "cdr" for ch in scan.channels.values()), cut
+            assert all(s[:2] == (IMAGE, "ros2msg") for s in scan.schemas.values()), cut
+            assert stream_records(path)[-1] == "Footer"
 
 
 def test_what_a_cut_keeps_of_topics_and_counts(tmp_path):
@@ -154,8 +148,9 @@ def test_a_finalized_file_is_left_untouched(tmp_path):
 
 def test_trusted_prefix_is_not_reread(tmp_path):
     """Chunks before ``trusted_until`` are taken from their message indexes: a scan that trusts
-    them gives the same result without reading them, and so keeps a chunk whose content was
-    damaged after the fact, which a full scan refuses."""
+    them gives the same result without reading them, and so does not see that a chunk was
+    damaged after the fact; a full scan finds it by its CRC (the chunk is kept, marked bad,
+    for readers to skip), or by its structure when the chunk has no CRC (rosbags writes 0)."""
     src, _full, data = _finalized_and_torn(tmp_path, frames=6, chunk_bytes=1, late_topic_at=3)
     groups = chunk_groups(src)
     for end, _ in groups:
@@ -170,9 +165,16 @@ def test_trusted_prefix_is_not_reread(tmp_path):
     struct.pack_into("<H", damaged, first_message + 9, 77)  # channel 77 does not exist
     path = tmp_path / "damaged.mcap"
     path.write_bytes(bytes(damaged))
+    full_scan = scan_mcap(path)
+    assert full_scan.problem == "" and len(full_scan.chunks) == len(groups)
+    assert [g.crc_ok for g in full_scan.chunks] == [False] + [True] * (len(groups) - 1)
+    assert full_scan.bad_chunks == full_scan.chunks[:1]
+    trusted = scan_mcap(path, trusted_until=groups[-1][0])
+    assert len(trusted.chunks) == len(groups) and not trusted.bad_chunks
+    struct.pack_into("<I", damaged, chunk + 9 + 24, fmt.NO_CRC)  # a chunk without a CRC
+    path.write_bytes(bytes(damaged))
     assert scan_mcap(path).problem == "message on unknown channel 77"
     assert len(scan_mcap(path).chunks) == 0
-    assert len(scan_mcap(path, trusted_until=groups[-1][0]).chunks) == len(groups)
 
 
 def test_progress_is_reported_after_each_chunk_group(tmp_path):

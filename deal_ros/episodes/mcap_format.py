@@ -7,9 +7,19 @@ what a data section holds is :mod:`deal_ros.episodes.mcap_index`, the summary wr
 :mod:`deal_ros.episodes.mcap_summary`, the writer :mod:`deal_ros.episodes.mcap_writer` and the
 scan of a torn file :mod:`deal_ros.episodes.mcap_recover`.
 
-CRCs (our choice, as rosbags' writer does for the summary): every CRC field is written as
-:data:`NO_CRC` (0, "not computed" in the spec). :func:`crc32` is the one place that computes
-one, over gathered buffers, for when chunk CRCs are filled in.
+CRCs: the writer fills in every CRC field the format has: each chunk's (of its uncompressed
+records), the data section's (DataEnd: every byte from the magic up to DataEnd) and the
+summary's (Footer: the summary section and the footer's fields before the CRC).
+:data:`NO_CRC` (0) means "not computed" in the spec (what rosbags writes); readers check a CRC
+only when it is not 0. :func:`crc32` computes one over gathered buffers and
+:func:`crc32_combine` joins the CRCs of two adjacent byte runs without reading them again (so
+the data-section CRC costs no second pass over the pixels).
+
+Top-level schema and channel records are parsed strictly (:func:`parse_schema` and
+:func:`parse_channel` with ``strict=True``): the fields must fill the body exactly, names and
+encodings be non-empty and free of NUL bytes. A record torn by a power loss and completed by
+the zeros the file system leaves has NUL bytes or empty fields where its text was, so it is
+refused instead of kept with junk fields.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ __all__ = [
     "chunk_head",
     "chunk_index_body",
     "crc32",
+    "crc32_combine",
     "data_end_body",
     "footer_body",
     "header_record",
@@ -107,6 +118,39 @@ def crc32(buffers: Iterable[Any], value: int = 0) -> int:
     for buf in buffers:
         value = zlib.crc32(buf, value)
     return value
+
+
+_POLY = 0xEDB88320  # the reflected CRC-32 polynomial
+
+
+def _multmodp(a: int, b: int) -> int:
+    """a * b modulo the CRC polynomial (both reflected, as zlib's crc32_combine does)."""
+    m, p = 1 << 31, 0
+    while True:
+        if a & m:
+            p ^= b
+            if not a & (m - 1):
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+
+
+_X2N = [1 << 30]  # x^(2^k) modulo the polynomial, k = 0..31
+for _ in range(31):
+    _X2N.append(_multmodp(_X2N[-1], _X2N[-1]))
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of ``A + B`` from ``crc1 = crc32(A)``, ``crc2 = crc32(B)`` and ``len(B)``
+    (zlib's ``crc32_combine``, which Python's zlib does not expose): about 0.2 ms, whatever
+    ``len2``."""
+    p, n, k = 1 << 31, int(len2), 3  # x^(8 * len2): k = 3 starts at x^(2^3) = one byte
+    while n:
+        if n & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        n >>= 1
+        k += 1
+    return _multmodp(p, crc1) ^ crc2
 
 
 # ---------------------------------------------------------------- encoders
@@ -262,22 +306,58 @@ def parse_map_entries(raw: bytes) -> dict[str, str]:
     return items
 
 
-def parse_schema(body: Any) -> tuple[int, tuple[str, str, bytes]]:
-    """``(schema id, (name, encoding, data))`` of a schema record's body."""
+_TEXT_SCHEMAS = ("ros2msg", "ros2idl", "ros1msg", "jsonschema")
+
+
+def _strict_text(what: str, text: str, *, empty_ok: bool = False) -> None:
+    if "\0" in text or "\ufffd" in text or (not text and not empty_ok):
+        raise TornRecordError(f"{what} is empty or holds NUL/undecodable bytes (a torn record)")
+
+
+def _strict_end(what: str, pos: int, body: Any) -> None:
+    if pos != len(body):
+        raise TornRecordError(f"{what} fields fill {pos} of its {len(body)} bytes (a torn record)")
+
+
+def parse_schema(body: Any, *, strict: bool = False) -> tuple[int, tuple[str, str, bytes]]:
+    """``(schema id, (name, encoding, data))`` of a schema record's body; ``strict``: refuse
+    (:class:`TornRecordError`) what a torn record completed by zeros looks like (module doc)."""
     (sid,) = struct.unpack_from("<H", body, 0)
     name, pos = read_string(body, 2)
     encoding, pos = read_string(body, pos)
-    data, _ = read_prefixed(body, pos)
+    data, pos = read_prefixed(body, pos)
+    if strict:
+        _strict_end("schema record", pos, body)
+        _strict_text("schema name", name)
+        _strict_text("schema encoding", encoding)
+        if encoding in _TEXT_SCHEMAS and b"\0" in data:
+            raise TornRecordError("schema definition holds NUL bytes (a torn record)")
     return sid, (name, encoding, data)
 
 
-def parse_channel(body: Any) -> tuple[int, tuple[int, str, str, bytes]]:
-    """``(channel id, (schema id, topic, message encoding, metadata map))`` of a channel body."""
+def parse_channel(body: Any, *, strict: bool = False) -> tuple[int, tuple[int, str, str, bytes]]:
+    """``(channel id, (schema id, topic, message encoding, metadata map))`` of a channel body;
+    ``strict`` as for :func:`parse_schema` (the metadata map must parse exactly too)."""
     cid, sid = struct.unpack_from("<HH", body, 0)
     topic, pos = read_string(body, 4)
     encoding, pos = read_string(body, pos)
-    metadata, _ = read_prefixed(body, pos)
+    metadata, pos = read_prefixed(body, pos)
+    if strict:
+        _strict_end("channel record", pos, body)
+        _strict_text("channel topic", topic)
+        _strict_text("channel message encoding", encoding)
+        _strict_map(metadata)
     return cid, (sid, topic, encoding, metadata)
+
+
+def _strict_map(raw: bytes) -> None:
+    """A ``Map<string, string>``'s entries that fill ``raw`` exactly, keys non-empty, no NUL."""
+    pos = 0
+    while pos < len(raw):
+        key, pos = read_string(raw, pos)
+        value, pos = read_string(raw, pos)
+        _strict_text("channel metadata key", key)
+        _strict_text("channel metadata value", value, empty_ok=True)
 
 
 def parse_chunk_fields(body: Any) -> tuple[int, int, int, int, str, int, int]:

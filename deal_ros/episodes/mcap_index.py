@@ -31,6 +31,9 @@ class ChunkGroup:
     content_channels: set[int] | None = None  # channels seen in the parsed content
     content_entries: dict[int, list[tuple[int, int]]] | None = None  # parsed (log_time, offset)
     index_entries: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    crc: int = 0  # the chunk's stored CRC of its uncompressed records (0: none)
+    crc_ok: bool | None = None  # checked against the records: True/False; None: not checked
+    data_crc: int | None = None  # CRC-32 of the file from its first byte to this group's end
 
     @property
     def end(self) -> int:
@@ -60,6 +63,12 @@ class McapScan:
     channels: dict[int, tuple[int, str, str, bytes]] = field(default_factory=dict)
     chunks: list[ChunkGroup] = field(default_factory=list)
     problem: str = ""
+    data_crc: int | None = None  # CRC-32 of the file up to ``valid_end`` (None: not known)
+
+    @property
+    def bad_chunks(self) -> list[ChunkGroup]:
+        """Chunk groups whose records do not match their CRC (readers skip them)."""
+        return [g for g in self.chunks if g.crc_ok is False]
 
     @property
     def tail_bytes(self) -> int:
@@ -70,8 +79,11 @@ class McapScan:
     def topic_channel(self, topic: str) -> int | None:
         return next((cid for cid, ch in self.channels.items() if ch[1] == topic), None)
 
-    def log_times(self, channel: int) -> list[int]:
-        return [t for group in self.chunks for t in group.log_times.get(channel, [])]
+    def log_times(self, channel: int, *, good_only: bool = False) -> list[int]:
+        """Log times of ``channel``'s messages (``good_only``: not in a chunk failing its
+        CRC)."""
+        groups = [g for g in self.chunks if not (good_only and g.crc_ok is False)]
+        return [t for group in groups for t in group.log_times.get(channel, [])]
 
     def channel_counts(self) -> dict[int, int]:
         counts = dict.fromkeys(self.channels, 0)

@@ -6,19 +6,29 @@ summary, Footer, magic``. A kill -9 or a power loss leaves ``magic, Header, [Chu
 MessageIndex*]*`` and a torn tail: no summary, no footer, so readers refuse it.
 :func:`scan_mcap` walks the records from the start and stops at the first one that is torn or
 not what a rosbags writer produces (zeros, garbage, a record running past the end of the file,
-a chunk whose message indexes are missing). Every *chunk group* (a chunk and the message-index
-records written right after it) before that point is kept; the content of a chunk is parsed
-and checked unless it lies before ``trusted_until`` (the writer's last fsync'ed checkpoint,
-known to be clean). ``finalize_mcap(scan_mcap(path))`` cuts the file after the last complete
-group and appends the summary a clean close writes (:mod:`deal_ros.episodes.mcap_summary`).
+a chunk whose message indexes are missing, a schema or channel record whose fields a zero tail
+completed: :func:`~deal_ros.episodes.mcap_format.parse_schema`'s ``strict``). Every *chunk
+group* (a chunk and the message-index records written right after it) before that point is
+kept; the content of a chunk is parsed and checked unless it lies before ``trusted_until``
+(the writer's last fsync'ed checkpoint, known to be clean). ``finalize_mcap(scan_mcap(path))``
+cuts the file after the last complete group and appends the summary a clean close writes
+(:mod:`deal_ros.episodes.mcap_summary`).
+
+CRCs: a chunk that is read is checked against its CRC (when it has one). One that fails keeps
+its place (its message indexes are whole, so the file structure is) but is marked
+(``ChunkGroup.crc_ok = False``, :attr:`McapScan.bad_chunks`): readers skip it and repair counts
+no frame of it, and its bytes are left as they are for whoever wants to look. When every kept
+byte was read (or vouched for by a chunk CRC), the scan also knows the data section's CRC.
 
 Record layouts: :mod:`deal_ros.episodes.mcap_format`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +59,8 @@ def _decompress(data: bytes, compression: str, size: int) -> bytes:
 
 
 def _parse_chunk_content(records: memoryview, scan: McapScan, group: ChunkGroup) -> None:
+    """Register the chunk's schemas and channels and note its messages (raises
+    :class:`TornRecordError` on what does not parse)."""
     pos, seen = 0, {}
     while pos < len(records):
         if pos + 9 > len(records):
@@ -58,10 +70,10 @@ def _parse_chunk_content(records: memoryview, scan: McapScan, group: ChunkGroup)
         if len(body) != length:
             raise TornRecordError("chunk content record runs past the chunk")
         if op == fmt.OP_SCHEMA:
-            sid, schema = fmt.parse_schema(body)
+            sid, schema = fmt.parse_schema(body, strict=True)
             scan.schemas[sid] = schema
         elif op == fmt.OP_CHANNEL:
-            cid, channel = fmt.parse_channel(body)
+            cid, channel = fmt.parse_channel(body, strict=True)
             scan.channels[cid] = channel
         elif op == fmt.OP_MESSAGE:
             if length < fmt.MESSAGE_FIELDS_BYTES:
@@ -79,25 +91,50 @@ def _parse_chunk_content(records: memoryview, scan: McapScan, group: ChunkGroup)
     group.content_entries = seen
 
 
-def _read_chunk(f, pos: int, length: int, scan: McapScan, parse: bool) -> ChunkGroup:
+def _read_chunk(
+    f, pos: int, length: int, scan: McapScan, parse: bool, crc: int | None = None
+) -> tuple[ChunkGroup, int | None]:
+    """The chunk record at ``pos`` (its body ``length`` bytes), and the running data CRC
+    ``crc`` extended over it (None when not known: a chunk not read and without a CRC)."""
     head = f.read(min(length, 4096))
     if len(head) < 40:
         raise TornRecordError("chunk record too short")
-    start, end, usize, _crc, compression, p, csize = fmt.parse_chunk_fields(memoryview(head))
+    start, end, usize, stored, compression, p, csize = fmt.parse_chunk_fields(memoryview(head))
     if p + csize != length:
         raise TornRecordError("chunk sizes do not add up")
-    group = ChunkGroup(pos, 9 + length, start, end, compression, csize, usize)
-    if parse:
-        f.seek(pos + 9 + p)
-        data = f.read(csize)
-        content = _decompress(data, compression, usize)
-        if len(content) != usize:
-            raise TornRecordError("chunk content shorter than its uncompressed size")
+    group = ChunkGroup(pos, 9 + length, start, end, compression, csize, usize, crc=stored)
+    prefix = fmt.RECORD_HEAD.pack(fmt.OP_CHUNK, length) + head[:p]
+    if not parse:  # trusted: the stored CRC vouches for uncompressed records
+        ok = crc is not None and stored != fmt.NO_CRC and compression == ""
+        crc = fmt.crc32_combine(zlib.crc32(prefix, crc), stored, csize) if ok else None
+        return group, crc
+    f.seek(pos + 9 + p)
+    data = f.read(csize)
+    if len(data) != csize:
+        raise TornRecordError("chunk record runs past the end of the file")
+    data_crc = zlib.crc32(data)
+    if crc is not None:
+        crc = fmt.crc32_combine(zlib.crc32(prefix, crc), data_crc, csize)
+    content = _decompress(data, compression, usize)
+    if len(content) != usize:
+        raise TornRecordError("chunk content shorter than its uncompressed size")
+    if stored != fmt.NO_CRC:
+        group.crc_ok = (data_crc if compression == "" else zlib.crc32(content)) == stored
+    if group.crc_ok is not False:
         _parse_chunk_content(memoryview(content), scan, group)
-    return group
+        return group, crc
+    # records that fail their CRC define nothing; their messages are checked against the
+    # message indexes when they still parse, else the indexes alone describe the chunk
+    probe = McapScan(scan.path, 0, 0, 0, False, dict(scan.schemas), dict(scan.channels))
+    with contextlib.suppress(TornRecordError, struct.error, UnicodeDecodeError):
+        _parse_chunk_content(memoryview(content), probe, group)
+    if probe.channels.keys() != scan.channels.keys():
+        raise TornRecordError(f"chunk at offset {pos} fails its CRC and defines a channel")
+    return group, crc
 
 
 def _read_index(body: memoryview, group: ChunkGroup, pos: int, length: int) -> None:
+    """Add the message-index record at ``pos`` to its chunk ``group``."""
     cid, entries = fmt.parse_message_index(body)
     group.index_offsets[cid] = pos
     group.index_length += 9 + length
@@ -148,6 +185,9 @@ def scan_mcap(
 
 def _walk(f, scan: McapScan, trusted_until: int, progress) -> None:
     pos, limit, group = scan.data_start, scan.size, None
+    f.seek(0)
+    crc: int | None = zlib.crc32(f.read(scan.data_start))  # of the file up to ``pos``
+    scan.data_crc = crc
 
     def close(pending: ChunkGroup | None) -> None:
         if pending is None:
@@ -156,22 +196,33 @@ def _walk(f, scan: McapScan, trusted_until: int, progress) -> None:
             c not in scan.channels for c in pending.log_times
         ):  # a trusted chunk that defines a new channel: read its content after all
             f.seek(pending.start + 9)
-            reparsed = _read_chunk(f, pending.start, pending.length - 9, scan, parse=True)
+            reparsed, _ = _read_chunk(f, pending.start, pending.length - 9, scan, parse=True)
             pending.content_channels = reparsed.content_channels
             pending.content_entries = reparsed.content_entries
+            pending.crc_ok = reparsed.crc_ok
+            if reparsed.crc_ok is False:
+                raise TornRecordError(
+                    f"chunk at offset {pending.start} fails its CRC and would define a channel"
+                )
+        if pending.crc_ok is False and not pending.index_entries:
+            raise TornRecordError(
+                f"chunk at offset {pending.start} fails its CRC and has no message index"
+            )
         if not pending.complete():
             raise TornRecordError(
                 f"chunk at offset {pending.start}: message indexes incomplete or inconsistent"
             )
+        pending.data_crc = crc  # the group ends where the next record starts
         scan.chunks.append(pending)
-        scan.valid_end = pending.end
+        scan.valid_end, scan.data_crc = pending.end, crc
         if progress is not None:
             progress(pending.end)
 
     try:
         while pos + 9 <= limit:
             f.seek(pos)
-            op, length = fmt.RECORD_HEAD.unpack(f.read(9))
+            head = f.read(9)
+            op, length = fmt.RECORD_HEAD.unpack(head)
             if op == 0 or op > fmt.MAX_OP:
                 raise TornRecordError(f"invalid opcode 0x{op:02x} at offset {pos}")
             if pos + 9 + length > limit:
@@ -181,11 +232,13 @@ def _walk(f, scan: McapScan, trusted_until: int, progress) -> None:
             if op == fmt.OP_MESSAGE_INDEX:
                 if group is None:
                     raise TornRecordError(f"message index without a chunk at offset {pos}")
+                body = f.read(length)
                 try:
-                    _read_index(memoryview(f.read(length)), group, pos, length)
+                    _read_index(memoryview(body), group, pos, length)
                 except (TornRecordError, struct.error):
                     group = None  # a torn index spoils its chunk group
                     raise
+                crc = None if crc is None else zlib.crc32(body, zlib.crc32(head, crc))
             else:
                 pending, group = group, None
                 close(pending)
@@ -194,14 +247,14 @@ def _walk(f, scan: McapScan, trusted_until: int, progress) -> None:
                 if op == fmt.OP_CHUNK:
                     f.seek(pos + 9)
                     trusted = pos + 9 + length <= trusted_until and bool(scan.channels)
-                    group = _read_chunk(f, pos, length, scan, parse=not trusted)
+                    group, crc = _read_chunk(f, pos, length, scan, parse=not trusted, crc=crc)
                 elif op in (fmt.OP_SCHEMA, fmt.OP_CHANNEL):
-                    body = memoryview(f.read(length))
-                    key, value = (fmt.parse_schema if op == fmt.OP_SCHEMA else fmt.parse_channel)(
-                        body
-                    )
+                    body = f.read(length)
+                    parse = fmt.parse_schema if op == fmt.OP_SCHEMA else fmt.parse_channel
+                    key, value = parse(memoryview(body), strict=True)
                     (scan.schemas if op == fmt.OP_SCHEMA else scan.channels)[key] = value
-                    scan.valid_end = pos + 9 + length
+                    crc = None if crc is None else zlib.crc32(body, zlib.crc32(head, crc))
+                    scan.valid_end, scan.data_crc = pos + 9 + length, crc
                 else:
                     raise TornRecordError(f"unexpected record 0x{op:02x} at offset {pos}")
             pos += 9 + length

@@ -8,6 +8,9 @@ rosbags writer writes at the end: a ``rosbag2`` metadata record, DataEnd, then t
 magic. The result is a valid indexed MCAP file that rosbags, the ``mcap`` reader and
 ``ros2 bag`` read. No data is copied, so it also works on a full disk (it needs the few
 kilobytes of the summary).
+
+CRCs: DataEnd carries the data section's CRC when the scan knows it (the writer always does; a
+repair that read every kept byte does too; else 0, "not available"), the footer the summary's.
 """
 
 from __future__ import annotations
@@ -56,10 +59,15 @@ def _statistics(index: McapScan, chunks: list[ChunkGroup]) -> bytes:
 
 
 def summary_bytes(
-    index: McapScan, chunks: list[ChunkGroup], start: int, metadata: dict[str, str]
+    index: McapScan,
+    chunks: list[ChunkGroup],
+    start: int,
+    metadata: dict[str, str],
+    data_crc: int | None = None,
 ) -> bytes:
     """Metadata, DataEnd, summary, summary offsets, footer and magic, for a data section that
-    ends at file offset ``start`` and keeps ``chunks`` (of ``index``)."""
+    ends at file offset ``start`` and keeps ``chunks`` (of ``index``); ``data_crc``: the CRC-32
+    of the file's first ``start`` bytes, if known."""
     records: list[bytes] = []
     at = start  # file offset of the next record
 
@@ -70,7 +78,8 @@ def summary_bytes(
 
     add(fmt.OP_METADATA, fmt.metadata_body("rosbag2", metadata))
     metadata_length = at - start
-    add(fmt.OP_DATA_END, fmt.data_end_body())
+    crc = fmt.NO_CRC if data_crc is None else fmt.crc32(records, data_crc)
+    add(fmt.OP_DATA_END, fmt.data_end_body(crc))
     summary_start = at
     groups: list[tuple[int, int, int]] = []  # (opcode, offset, length) of each summary group
 
@@ -96,7 +105,10 @@ def summary_bytes(
     offsets_start = at
     for op, begin, length in groups:
         add(fmt.OP_SUMMARY_OFFSET, fmt.summary_offset_body(op, begin, length))
-    add(fmt.OP_FOOTER, fmt.footer_body(summary_start, offsets_start))
+    summary = records[next(k for k, r in enumerate(records) if r[0] == fmt.OP_DATA_END) + 1 :]
+    footer_head = fmt.record(fmt.OP_FOOTER, fmt.footer_body(summary_start, offsets_start))
+    summary_crc = fmt.crc32([*summary, footer_head[:-4]])  # up to the footer's CRC field
+    add(fmt.OP_FOOTER, fmt.footer_body(summary_start, offsets_start, summary_crc))
     return b"".join(records) + fmt.MAGIC
 
 
@@ -118,7 +130,7 @@ def finalize_mcap(
     with scan.path.open("r+b") as f:
         while True:
             end = chunks[-1].end if chunks else _data_floor(scan)
-            tail = summary_bytes(scan, chunks, end, metadata or {})
+            tail = summary_bytes(scan, chunks, end, metadata or {}, _crc_at(scan, chunks))
             try:
                 f.truncate(end)
                 f.seek(end)
@@ -136,8 +148,23 @@ def finalize_mcap(
                 chunks = _drop_for(chunks, len(tail) + _SLACK_BYTES)
     size = end + len(tail)
     return McapScan(
-        scan.path, size, scan.data_start, end, True, scan.schemas, scan.channels, chunks
+        scan.path,
+        size,
+        scan.data_start,
+        end,
+        True,
+        scan.schemas,
+        scan.channels,
+        chunks,
+        data_crc=_crc_at(scan, chunks),
     )
+
+
+def _crc_at(scan: McapScan, chunks: list[ChunkGroup]) -> int | None:
+    """The CRC-32 of the data section ending where ``chunks`` end (None: not known)."""
+    if chunks:
+        return chunks[-1].data_crc
+    return scan.data_crc if not scan.chunks else None
 
 
 def _data_floor(scan: McapScan) -> int:

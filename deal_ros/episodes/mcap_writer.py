@@ -16,11 +16,17 @@ file never splits a frame, and everything up to the last written chunk is recove
 :func:`deal_ros.episodes.mcap_recover.scan_mcap`. The summary is written by
 :func:`deal_ros.episodes.mcap_summary.finalize_mcap`, the same code that repairs torn files;
 the record layouts are :mod:`deal_ros.episodes.mcap_format`'s.
+
+CRCs: every chunk carries the CRC-32 of its records (one pass over the bytes it writes anyway,
+about 1 ms per 848x480 frame on this 2-core machine), and the writer keeps the running CRC of the
+whole data section with :func:`~deal_ros.episodes.mcap_format.crc32_combine` (no second pass)
+for DataEnd; the summary CRC is the footer's (:mod:`deal_ros.episodes.mcap_summary`).
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +73,7 @@ class McapBagWriter:
         self._schemas: dict[str, int] = {}
         self._hashes: dict[str, str] = {}
         self._sequence = 0
+        self._crc = 0  # CRC-32 of every byte written so far
 
     # ------------------------------------------------------------------ opening
     def open(self) -> McapBagWriter:
@@ -77,7 +84,9 @@ class McapBagWriter:
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         header = fmt.header_record("ros2", f"deal_ros-{__version__}")
         self._write([fmt.MAGIC, header])
-        self.state = McapScan(self.path, self.offset, self.offset, self.offset, False)
+        self.state = McapScan(
+            self.path, self.offset, self.offset, self.offset, False, data_crc=self._crc
+        )
         return self
 
     def add_connection(self, topic: str, msgtype: str, typestore: Any) -> int:
@@ -100,7 +109,7 @@ class McapBagWriter:
         state.channels[cid] = (sid, topic, "cdr", _QOS_METADATA)
         records.append(fmt.record(fmt.OP_CHANNEL, fmt.channel_body(cid, *state.channels[cid])))
         self._write(records)
-        state.valid_end = self.offset
+        state.valid_end, state.data_crc = self.offset, self._crc
         self._topics[topic] = cid
         return cid
 
@@ -128,10 +137,12 @@ class McapBagWriter:
             os.fdatasync(self.fd)
             self.durable = self.offset
 
-    def _write(self, buffers: list[Any]) -> None:
+    def _write(self, buffers: list[Any], crc: int | None = None) -> None:
         """Gathered write of every buffer, retrying short writes; ``offset`` advances only by
-        what the kernel accepted."""
+        what the kernel accepted. Once all is written the running CRC becomes ``crc`` (the
+        caller's, of the file with these buffers), or is extended over the buffers."""
         views = [memoryview(b).cast("B") for b in buffers if len(b)]
+        new_crc = fmt.crc32(views, self._crc) if crc is None else crc
         while views:
             written = os.writev(self.fd, views[:_IOV_MAX])
             self.offset += written
@@ -140,6 +151,7 @@ class McapBagWriter:
                 views.pop(0)
             if written:
                 views[0] = views[0][written:]
+        self._crc = new_crc
 
     def _write_chunk(self) -> None:
         pending = self._pending
@@ -156,12 +168,13 @@ class McapBagWriter:
                 index.setdefault(cid, []).append((log_time, pos))
                 buffers += [head, data]
                 pos += len(head) + len(data)
-        start = pending.groups[0][0]
-        end = pending.groups[-1][0]
+        start = min(t for t, _ in pending.groups)  # log times may step back with a clock
+        end = max(t for t, _ in pending.groups)
         chunk_start = self.offset
-        # no CRC, as rosbags writes chunks; a real one would be fmt.crc32(buffers)
-        head = fmt.chunk_head(start, end, pos, crc=fmt.NO_CRC)
+        records_crc = fmt.crc32(buffers)
+        head = fmt.chunk_head(start, end, pos, crc=records_crc)
         group = ChunkGroup(chunk_start, len(head) + pos, start, end, "", pos, pos)
+        group.crc, group.crc_ok = records_crc, True
         index_records = []
         offset = chunk_start + group.length
         for cid, entries in sorted(index.items()):
@@ -172,9 +185,11 @@ class McapBagWriter:
             offset += len(record)
             group.index_length += len(record)
         self._pending = _Pending()
-        self._write([head, *buffers, *index_records])
+        crc = fmt.crc32_combine(zlib.crc32(head, self._crc), records_crc, pos)
+        self._write([head, *buffers, *index_records], crc=fmt.crc32(index_records, crc))
+        group.data_crc = self._crc
         self.state.chunks.append(group)
-        self.state.valid_end = self.offset
+        self.state.valid_end, self.state.data_crc = self.offset, self._crc
 
     # ------------------------------------------------------------------ closing
     def close(self) -> McapScan:

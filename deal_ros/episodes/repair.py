@@ -34,7 +34,9 @@ __all__ = ["BagRecovery", "bag_metadata", "find_mcap", "pair_counts", "recover_b
 class BagRecovery:
     """What :func:`recover_bag` did: ``frames`` complete rgb+depth pairs kept,
     ``orphans`` messages of incomplete pairs kept in the bag (readers skip them),
-    ``dropped_bytes`` of torn tail cut off, and why scanning stopped (``problem``)."""
+    ``dropped_bytes`` of torn tail cut off, and why scanning stopped (``problem``);
+    ``bad_chunks`` chunks whose records fail their CRC (left in place, readers skip them and
+    ``frames`` does not count them) holding ``bad_frames`` pairs."""
 
     mcap: Path
     frames: int
@@ -45,6 +47,8 @@ class BagRecovery:
     was_valid: bool
     first_log_ns: int | None
     last_log_ns: int | None
+    bad_chunks: int = 0
+    bad_frames: int = 0
 
 
 def find_mcap(bag_dir: Path) -> Path:
@@ -55,12 +59,13 @@ def find_mcap(bag_dir: Path) -> Path:
     return files[0]
 
 
-def pair_counts(scan: McapScan) -> tuple[int, int, list[int]]:
+def pair_counts(scan: McapScan, *, good_only: bool = True) -> tuple[int, int, list[int]]:
     """``(pairs, orphans, pair_log_times)``: log times present on both the rgb and the depth
-    topic of an episode bag, and the messages of those topics that have no partner."""
+    topic of an episode bag, and the messages of those topics that have no partner; chunks
+    that fail their CRC are left out unless ``good_only=False``."""
     rgb, depth = scan.topic_channel(BAG_TOPICS["rgb"]), scan.topic_channel(BAG_TOPICS["depth"])
-    rgb_t = set(scan.log_times(rgb)) if rgb is not None else set()
-    depth_t = set(scan.log_times(depth)) if depth is not None else set()
+    rgb_t = set(scan.log_times(rgb, good_only=good_only)) if rgb is not None else set()
+    depth_t = set(scan.log_times(depth, good_only=good_only)) if depth is not None else set()
     both = sorted(rgb_t & depth_t)
     return len(both), len(rgb_t ^ depth_t), both
 
@@ -107,6 +112,7 @@ def recover_bag(
         atomic_write_text(bag_dir / "metadata.yaml", yaml.safe_dump(meta, sort_keys=False))
         fsync_dir(bag_dir)
     pairs, orphans, times = pair_counts(scan)
+    every_pair = pair_counts(scan, good_only=False)[0]
     return BagRecovery(
         mcap=mcap,
         frames=pairs,
@@ -117,6 +123,8 @@ def recover_bag(
         was_valid=was_valid,
         first_log_ns=times[0] if times else None,
         last_log_ns=times[-1] if times else None,
+        bad_chunks=len(scan.bad_chunks),
+        bad_frames=every_pair - pairs,
     )
 
 
