@@ -116,6 +116,41 @@ def test_bad_model_yaml_values(bundle, changes, match):
     assert "model.yaml" in _one_line(exc) or "format" in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"postprocess__cam_thresold": 0.9},
+         r"unknown key 'postprocess\.cam_thresold' \(did you mean "
+         r"'postprocess\.cam_threshold'\?\)"),
+        ({"input__widht": 96}, r"unknown key 'input\.widht' \(did you mean 'input\.width'\?\)"),
+        ({"pallete": [[0, 0, 0]] * 3}, r"unknown key 'pallete' \(did you mean 'palette'\?\)"),
+        ({"postprocess__nms_threshold": 0.5},
+         r"'postprocess\.nms_threshold' is not read for task semantic \(only for task instance\)"),
+        ({"zzz": 1}, r"unknown key 'zzz' \(known: format, task, "),
+    ],
+)  # fmt: skip
+def test_unknown_model_yaml_keys_are_refused_naming_the_closest_known_one(bundle, changes, match):
+    """A misspelled key would be ignored and the default used without a word: refused."""
+    _edit(bundle, **changes)
+    with pytest.raises(BundleError, match=match) as exc:
+        Runtime(bundle)
+    assert str(bundle) in _one_line(exc) and "model.yaml" in str(exc.value)
+
+
+def test_an_instance_bundle_refuses_a_semantic_only_key(tmp_path):
+    from instance_fixtures import box_bundle
+
+    path = copy_bundle(box_bundle().path, tmp_path / "box")
+    _edit(path, postprocess__cam_threshold=0.3)
+    with pytest.raises(BundleError, match=r"'postprocess\.cam_threshold' is not read for task "
+                                          r"instance \(only for task semantic\)"):  # fmt: skip
+        read_bundle(path)
+    _edit(path, postprocess={"score_threshold": 0.05}, instance__topk_=3)
+    with pytest.raises(BundleError, match=r"unknown key 'instance\.topk_' \(did you mean "
+                                          r"'instance\.topk'\?\)"):  # fmt: skip
+        read_bundle(path)
+
+
 def test_invalid_yaml_names_the_line(bundle):
     (bundle / "model.yaml").write_text("format: 1\nclasses: [mug\n")
     with pytest.raises(BundleError, match="not valid YAML at line"):
