@@ -62,6 +62,7 @@ __all__ = [
     "crc32",
     "crc32_combine",
     "data_end_body",
+    "decompress",
     "footer_body",
     "header_record",
     "is_footer",
@@ -273,6 +274,23 @@ def footer_body(summary_start: int, summary_offset_start: int, crc: int = NO_CRC
 
 
 # ---------------------------------------------------------------- decoders
+
+
+def decompress(data: Any, compression: str) -> Any:
+    """A chunk's records from its stored bytes (``""``: as they are; ``zstd``, ``lz4``)."""
+    if compression == "":
+        return data
+    if compression == "zstd":
+        try:
+            from compression import zstd  # type: ignore[import-not-found]
+        except ImportError:
+            from backports import zstd  # type: ignore[import-not-found,no-redef]
+        return zstd.decompress(bytes(data))
+    if compression == "lz4":
+        from lz4.frame import decompress as lz4_decompress  # type: ignore[import-untyped]
+
+        return lz4_decompress(bytes(data))
+    raise TornRecordError(f"unknown chunk compression {compression!r}")
 
 
 def read_string(buf: Any, pos: int) -> tuple[str, int]:

@@ -42,22 +42,6 @@ from deal_ros.episodes.mcap_summary import finalize_mcap
 __all__ = ["MAGIC", "ChunkGroup", "McapError", "McapScan", "finalize_mcap", "scan_mcap"]
 
 
-def _decompress(data: bytes, compression: str, size: int) -> bytes:
-    if compression == "":
-        return data
-    if compression == "zstd":
-        try:
-            from compression import zstd  # type: ignore[import-not-found]
-        except ImportError:
-            from backports import zstd  # type: ignore[import-not-found,no-redef]
-        return zstd.decompress(data)
-    if compression == "lz4":
-        from lz4.frame import decompress  # type: ignore[import-untyped]
-
-        return decompress(data)
-    raise TornRecordError(f"unknown chunk compression {compression!r}")
-
-
 def _parse_chunk_content(records: memoryview, scan: McapScan, group: ChunkGroup) -> None:
     """Register the chunk's schemas and channels and note its messages (raises
     :class:`TornRecordError` on what does not parse)."""
@@ -115,7 +99,7 @@ def _read_chunk(
     data_crc = zlib.crc32(data)
     if crc is not None:
         crc = fmt.crc32_combine(zlib.crc32(prefix, crc), data_crc, csize)
-    content = _decompress(data, compression, usize)
+    content = fmt.decompress(data, compression)
     if len(content) != usize:
         raise TornRecordError("chunk content shorter than its uncompressed size")
     if stored != fmt.NO_CRC:

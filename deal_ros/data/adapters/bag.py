@@ -304,8 +304,8 @@ class BagDataset(IndexedDataset):
 def _bag_start(path: Path) -> int:
     from deal_ros.episodes.bag_io import open_bag
 
-    reader = open_bag(path)
+    source = open_bag(path)
     try:
-        return int(reader.start_time)
+        return int(source.start_time)
     finally:
-        reader.close()
+        source.close()
