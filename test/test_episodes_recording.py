@@ -4,7 +4,6 @@ by its reason and warning key, writer back-pressure and keyframes."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from mcap_fixtures import NS, frame_arrays, frame_bytes, image_bytes, info_bytes, stamp_of
 from rosbags.rosbag2 import Reader
 
@@ -62,7 +61,7 @@ def test_pairs_are_written_with_their_original_bytes(tmp_path):
     assert meta.state == "complete" and meta.frames == 8 and rec.warnings == []
     assert meta.size == {"height": 12, "width": 16}
     assert meta.encodings == {"rgb": "rgb8", "depth": "16UC1"}
-    assert meta.depth_valid_fraction == 0.75  # the zero first column, on the 4x-subsampled view
+    assert meta.depth_valid_fraction == 0.9375  # the zero first column of 16, every pixel counted
     assert meta.dropped == dict.fromkeys(DROP_KEYS, 0)
     frames = list(episode.frames())
     assert [f.stamp_ns for f in frames] == [stamp_of(i) for i in range(8)]  # the colour stamp
@@ -137,7 +136,7 @@ def test_all_invalid_depth_can_be_kept(tmp_path):
     rec.good(1)
     meta, _episode = rec.finish()
     assert meta.frames == 2 and meta.dropped_total == 0
-    assert meta.depth_valid_fraction == pytest.approx((0 + 0.75) / 2)
+    assert meta.depth_valid_fraction == round((0 + 0.9375) / 2, 4)  # stored to 4 places
 
 
 def test_pairing_drops_are_counted_per_message(tmp_path):
@@ -179,3 +178,26 @@ def test_keyframes_skip_a_still_scene(tmp_path):
     assert meta.frames == 3 and meta.dropped["keyframe_skip"] == len(stamps) - 3
     assert [f.stamp_ns for f in episode.frames()] == [stamps[0], stamps[10], stamps[11]]
     assert rec.warnings == []
+
+
+def test_issue_14_small_items_lines_and_depth_fraction(tmp_path):
+    """NaN in every other column: half the depth counts as valid (a subsampled view read 0);
+    yuv422 lists what the recorder takes (not the codec's rgba8); a zero-size image says so."""
+    rec = Recording(tmp_path)
+    rgb, _ = frame_arrays(0)
+    depth = np.full((12, 16), 0.8, np.float32)
+    depth[:, ::2] = np.nan
+    depth[:4, 1::2] = np.nan  # and a third of the rows of the others: 1/3 valid in all
+    rec.pair(image_bytes(rgb, "rgb8", stamp_of(0)), image_bytes(depth, "32FC1", stamp_of(0)))
+    yuv = np.zeros((12, 16, 2), np.uint8)
+    rec.session.on_image("rgb", image_bytes(yuv, "yuv422", stamp_of(1)))
+    rec.session.on_image("rgb", image_bytes(rgb[:0], "rgb8", stamp_of(1) + MS))
+    meta, _episode = rec.finish()
+    assert meta.frames == 1 and meta.depth_valid_fraction == round(1 / 3, 4)
+    lines = dict(rec.warnings)
+    assert lines["rgb:encoding"].endswith(
+        "encoding 'yuv422' is not supported; expected one of rgb8, bgr8, mono8"
+    )
+    assert "rgba8" not in lines["rgb:encoding"]
+    assert "zero size (height=0, width=16); both must be > 0" in lines["rgb:layout"]
+    assert "step >= 0" not in lines["rgb:layout"]

@@ -5,10 +5,10 @@ feed it directly).
 Per message: parse the CDR header (:mod:`deal_ros.episodes.cdr_image`, a few microseconds, no
 pixel copy), check the encoding and the layout, drop stamps that do not increase on their
 stream, and push to the core :class:`~deal_ros.core.pairing.ApproxTimePairer`. Per pair:
-same size for rgb and depth and for the whole episode, depth not all invalid (checked on a
-4x-subsampled view, then exactly), optional keyframe selection, then the ORIGINAL serialized
-bytes go to the writer (no decode/re-encode). Every rejection is counted by reason and
-reported through ``warn(key, line)`` (the node throttles it per key).
+same size for rgb and depth and for the whole episode, depth not all invalid (every pixel
+counted: :func:`~deal_ros.core.depth.measured_fraction`), optional keyframe selection, then
+the ORIGINAL serialized bytes go to the writer (no decode/re-encode). Every rejection is
+counted by reason and reported through ``warn(key, line)`` (the node throttles it per key).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from deal_ros.core.depth import measured_fraction
 from deal_ros.core.errors import ImageFormatError
 from deal_ros.core.image_codec import check_layout, image_spec, image_to_numpy
 from deal_ros.core.pairing import DEFAULT_SLOP_NS, ApproxTimePairer, PairedSet
@@ -37,12 +38,6 @@ _NS = 1e9
 
 def _seconds(ns: int) -> str:
     return f"{ns / _NS:.3f} s"
-
-
-def _depth_valid(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype.kind == "f":
-        return np.isfinite(arr) & (arr > 0)
-    return arr > 0
 
 
 @dataclass
@@ -101,7 +96,7 @@ class RecordingSession:
         return sum(self.dropped().values())
 
     def depth_valid_fraction(self) -> float | None:
-        return round(self._valid_sum / self._valid_n, 4) if self._valid_n else None
+        return round(float(self._valid_sum) / self._valid_n, 4) if self._valid_n else None
 
     def sync_counts(self) -> None:
         """Copy the counters into the episode metadata (saved at the next checkpoint)."""
@@ -127,11 +122,10 @@ class RecordingSession:
         topic = self.topics.get(stream, stream)
         try:
             header = parse_image(raw, name=topic)
-            spec = image_spec(header.encoding, name=topic)
         except ImageFormatError as exc:
             self._reject("malformed", f"{stream}:malformed", f"dropped {stream} frame: {exc}")
             return
-        if header.encoding not in _ALLOWED[stream]:
+        if header.encoding not in _ALLOWED[stream]:  # before the codec: its list is longer
             self._reject(
                 "encoding",
                 f"{stream}:encoding",
@@ -140,6 +134,7 @@ class RecordingSession:
             )
             return
         try:
+            spec = image_spec(header.encoding, name=topic)
             check_layout(spec, header.height, header.width, header.step, header.nbytes, name=topic)
         except ImageFormatError as exc:
             self._reject("malformed", f"{stream}:layout", f"dropped {stream} frame: {exc}")
@@ -205,9 +200,8 @@ class RecordingSession:
         return True
 
     def _depth_ok(self, depth: np.ndarray, stamp_ns: int) -> bool:
-        fraction = float(np.mean(_depth_valid(depth[::4, ::4])))
-        all_invalid = fraction == 0.0 and not _depth_valid(depth).any()
-        if all_invalid and self.drop_invalid_depth:
+        fraction = measured_fraction(depth)
+        if fraction == 0.0 and self.drop_invalid_depth:
             self._reject(
                 "depth_all_invalid",
                 "pair:depth_invalid",
