@@ -173,3 +173,131 @@ def test_boxes_add_list_clear_and_refuse_bad_ones(tmp_path, capsys):
         assert "is being recorded" in capsys.readouterr().err
     finally:
         writer.close()
+
+
+def _bare(store: EpisodeStore, name: str, n: int):
+    """An episode whose writer was killed before any metadata checkpoint: episode.yaml has
+    no size, encodings or depth fraction (the issue's 'encodings: {}' after repair)."""
+    writer = store.create(["mug"], name=name, sync_interval_s=1e-4)
+    for i in range(n):
+        stamp = BASE + i * NS // 30
+        writer.write_pair(stamp, *serialized_pair(i, 24, 32, stamp))
+    writer.checkpoint()
+    _interrupt(writer)
+    return writer.directory
+
+
+def test_repair_restores_size_encodings_and_depth_validity(tmp_path, capsys):
+    path = _bare(EpisodeStore(tmp_path), "bare", 7)
+    before = load_meta(path)
+    assert before.encodings == {} and before.depth_valid_fraction is None
+    assert main(["episodes", "repair", str(path)]) == 0
+    meta = load_meta(path)
+    assert meta.state == "repaired" and meta.frames == 7
+    assert meta.size == {"height": 24, "width": 32}
+    assert meta.encodings == {"rgb": "rgb8", "depth": "16UC1"}
+    assert meta.depth_valid_fraction == 0.9375  # the driver's zero band: 2 of 32 columns
+    capsys.readouterr()
+    assert main(["episodes", "info", str(path)]) == 0
+    info = capsys.readouterr().out
+    assert "images    32x24  rgb rgb8, depth 16UC1" in info and "valid pixels 93.8%" in info
+    assert "crc       ok (7 chunks checked)" in info
+
+
+def test_info_names_chunks_failing_their_crc(tmp_path, capsys):
+    from mcap_fixtures import chunk_groups
+
+    store = EpisodeStore(tmp_path)
+    _episode(store, "flip", 6)
+    mcap = next((tmp_path / "flip" / "bag").glob("*.mcap"))
+    end = chunk_groups(mcap)[2][0]
+    data = bytearray(mcap.read_bytes())
+    data[end - 2000] ^= 0xFF  # pixel bytes of the third chunk
+    mcap.write_bytes(bytes(data))
+    assert main(["episodes", "info", str(tmp_path / "flip")]) == 0
+    info = capsys.readouterr().out
+    assert "crc       1 of 6 chunks FAIL their CRC" in info
+    assert "their 1 frames are skipped by every reader" in info
+    assert main(["episodes", "info", "--quick", str(tmp_path / "flip")]) == 0
+    assert "crc       not checked (--quick)" in capsys.readouterr().out
+
+
+def test_repair_bag_makes_a_torn_plain_bag_valid(tmp_path, capsys):
+    from mcap_fixtures import chunk_groups, rosbags_messages
+    from test_episodes_mcap_reader import _rosbags_bag
+
+    bag = tmp_path / "plain"
+    _rosbags_bag(bag)
+    mcap = next(bag.glob("*.mcap"))
+    groups = chunk_groups(mcap)
+    mcap.write_bytes(mcap.read_bytes()[: groups[1][0] + 5000])  # two whole chunks kept
+    assert main(["episodes", "repair", "--bag", str(bag)]) == 0
+    out = capsys.readouterr().out
+    kept = groups[0][1] | groups[1][1]
+    assert out.startswith(f"{bag}: repaired, kept {len(kept)} messages (")
+    assert {(t, lt) for t, lt, _ in rosbags_messages(bag)} == kept
+    assert main(["episodes", "repair", "--bag", str(bag)]) == 0
+    assert "already valid" in capsys.readouterr().out
+    from mcap_fixtures import records
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pos, _op, n = records(mcap.read_bytes())[0]  # magic and header, no topic yet
+    (empty / "empty.mcap").write_bytes(mcap.read_bytes()[: pos + n])
+    assert main(["episodes", "repair", "--bag", str(empty)]) == 1
+    assert "torn before its first topic" in capsys.readouterr().err
+
+
+def test_commands_that_write_into_an_episode_refuse_links_leading_outside(tmp_path, capsys):
+    """repair, boxes --add/--clear and export never write through a link leading outside the
+    episode folder (repair truncated and rewrote the linked file); the recorder's store
+    creates episodes in fresh folders only. Links inside the folder are fine."""
+    store = EpisodeStore(tmp_path / "episodes")
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    victim = outside / "data.mcap"
+    path = _bare(store, "linked", 4)
+    mcap = next((path / "bag").glob("*.mcap"))
+    victim.write_bytes(mcap.read_bytes())
+    mcap.unlink()
+    mcap.symlink_to(victim)
+    before = victim.read_bytes()
+    assert main(["episodes", "repair", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"repair: '{mcap}' is a link to '{victim}', outside the episode folder" in err
+    assert victim.read_bytes() == before  # not truncated, not rewritten
+
+    target = outside / "episode.yaml"
+    target.write_text((path / "episode.yaml").read_text())
+    (path / "episode.yaml").unlink()
+    (path / "episode.yaml").symlink_to(target)
+    yaml_before = target.read_text()
+    assert main(["episodes", "boxes", str(path), "--add", "mug", "1,2,10,12"]) == 1
+    assert "boxes: '" in capsys.readouterr().err and target.read_text() == yaml_before
+    assert main(["episodes", "boxes", str(path), "--clear"]) == 1
+    capsys.readouterr()
+
+    good = store.create(["mug"], name="good")
+    good.write_pair(BASE, *serialized_pair(0, 24, 32, BASE))
+    good.close()
+    export = tmp_path / "episodes" / "good" / "export-png"
+    export.mkdir()
+    (export / "rgb").symlink_to(outside)  # export-png/rgb -> a folder elsewhere
+    assert main(["episodes", "export", str(good.directory)]) == 1
+    assert "export: '" in capsys.readouterr().err
+    assert sorted(outside.iterdir()) == [victim, target]  # nothing written there
+    (export / "rgb").unlink()
+    (export / "frames").mkdir()
+    (export / "rgb").symlink_to(export / "frames")  # a link that stays inside: followed
+    assert main(["episodes", "export", str(good.directory)]) == 0
+    assert (export / "frames" / "000000.png").is_file()
+    capsys.readouterr()
+
+    (tmp_path / "episodes" / "next").symlink_to(outside)  # the recorder's next episode id
+    import pytest
+
+    from deal_ros.episodes.meta import EpisodeError
+
+    with pytest.raises(EpisodeError, match="escapes"):
+        store.create(["mug"], name="next")
+    assert sorted(outside.iterdir()) == [victim, target]

@@ -265,11 +265,16 @@ def fsync_dir(path: str | Path) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Replace ``path`` by ``text`` atomically (tmp + fsync + rename + fsync dir)."""
+    """Replace ``path`` by ``text`` atomically (tmp + fsync + rename + fsync dir). The rename
+    replaces ``path`` itself, so a link there is replaced, never written through."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)  # a stale tmp (or a link put there) goes, never written through
     try:
-        with tmp.open("w", encoding="utf-8") as f:
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -49,6 +49,19 @@ class BagRecovery:
     last_log_ns: int | None
     bad_chunks: int = 0
     bad_frames: int = 0
+    topics: dict[str, int] | None = None  # messages kept per topic (chunks failing CRC too)
+
+    def plain_summary(self, bag: str | Path) -> str:
+        """One line for a plain bag (``deal episodes repair --bag``)."""
+        if self.was_valid:
+            return f"{bag}: already valid ({self.messages} messages), nothing to do"
+        held = ", ".join(f"{t} {n}" for t, n in sorted((self.topics or {}).items()))
+        why = f"; torn tail: {self.problem}" if self.problem else ""
+        bad = f"; {self.bad_chunks} chunk(s) fail their CRC" if self.bad_chunks else ""
+        return (
+            f"{bag}: repaired, kept {self.messages} messages ({held or 'none'}), cut "
+            f"{self.dropped_bytes} bytes{bad}{why}"
+        )
 
 
 def find_mcap(bag_dir: Path) -> Path:
@@ -88,9 +101,12 @@ def recover_bag(
     *,
     trusted_until: int = 0,
     progress: Callable[[int], None] | None = None,
+    plain: bool = False,
 ) -> BagRecovery:
     """Finalize the episode bag in ``bag_dir`` in place (module doc). Idempotent: a bag that
-    is already valid is only counted. ``progress(offset)`` reports scanning progress."""
+    is already valid is only counted. ``progress(offset)`` reports scanning progress.
+    ``plain``: any rosbag2 MCAP bag, not an episode's (one torn before its first topic is an
+    error instead of becoming an empty episode bag)."""
     bag_dir = Path(bag_dir)
     mcap = find_mcap(bag_dir)
     scan = scan_mcap(mcap, trusted_until=trusted_until, progress=progress)
@@ -98,6 +114,11 @@ def recover_bag(
     problem, data_end = scan.problem, scan.valid_end
     dropped = scan.tail_bytes
     if not scan.finalized:
+        if not scan.channels and plain:
+            raise EpisodeError(
+                f"bag '{bag_dir}': torn before its first topic ({problem or 'no record'}); "
+                "nothing to keep"
+            )
         if not scan.channels:
             _write_empty_bag(bag_dir)
             mcap = find_mcap(bag_dir)
@@ -125,6 +146,7 @@ def recover_bag(
         last_log_ns=times[-1] if times else None,
         bad_chunks=len(scan.bad_chunks),
         bad_frames=every_pair - pairs,
+        topics={scan.channels[c][1]: n for c, n in scan.channel_counts().items()},
     )
 
 
