@@ -257,9 +257,9 @@ class Trainer:
         loader = self._loader()
         self.model.train()
         self.outcome, images, elapsed = "running", 0, 0.0
-        t_start = time.perf_counter()
         try:
             self._call("before_train")
+            t_start = time.perf_counter()  # after the hooks' set-up (the log opens its files)
             while self.step < self.stop_at:
                 self.batches.start(self.epoch, self.batch_index)
                 for batch in loader:
