@@ -26,7 +26,6 @@ import heapq
 import itertools
 import os
 import struct
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -251,7 +250,7 @@ class McapBagReader:
         if len(content) != usize:
             raise ChunkCrcError(f"'{self.files[k].name}': chunk at offset {group.start} holds "
                                 f"{len(content)} bytes, not its {usize}")  # fmt: skip
-        if crc != fmt.NO_CRC and zlib.crc32(content) != crc:
+        if crc != fmt.NO_CRC and fmt.crc32_of(content) != crc:
             skipped = SkippedChunk(self.files[k], group.start, group.message_start_time,
                                    group.message_end_time)  # fmt: skip
             raise ChunkCrcError(skipped.line())

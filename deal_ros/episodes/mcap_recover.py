@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,20 +89,20 @@ def _read_chunk(
     prefix = fmt.RECORD_HEAD.pack(fmt.OP_CHUNK, length) + head[:p]
     if not parse:  # trusted: the stored CRC vouches for uncompressed records
         ok = crc is not None and stored != fmt.NO_CRC and compression == ""
-        crc = fmt.crc32_combine(zlib.crc32(prefix, crc), stored, csize) if ok else None
+        crc = fmt.crc32_combine(fmt.crc32_of(prefix, crc), stored, csize) if ok else None
         return group, crc
     f.seek(pos + 9 + p)
     data = f.read(csize)
     if len(data) != csize:
         raise TornRecordError("chunk record runs past the end of the file")
-    data_crc = zlib.crc32(data)
+    data_crc = fmt.crc32_of(data)
     if crc is not None:
-        crc = fmt.crc32_combine(zlib.crc32(prefix, crc), data_crc, csize)
+        crc = fmt.crc32_combine(fmt.crc32_of(prefix, crc), data_crc, csize)
     content = fmt.decompress(data, compression)
     if len(content) != usize:
         raise TornRecordError("chunk content shorter than its uncompressed size")
     if stored != fmt.NO_CRC:
-        group.crc_ok = (data_crc if compression == "" else zlib.crc32(content)) == stored
+        group.crc_ok = (data_crc if compression == "" else fmt.crc32_of(content)) == stored
     if group.crc_ok is not False:
         _parse_chunk_content(memoryview(content), scan, group)
         return group, crc
@@ -170,7 +169,7 @@ def scan_mcap(
 def _walk(f, scan: McapScan, trusted_until: int, progress) -> None:
     pos, limit, group = scan.data_start, scan.size, None
     f.seek(0)
-    crc: int | None = zlib.crc32(f.read(scan.data_start))  # of the file up to ``pos``
+    crc: int | None = fmt.crc32_of(f.read(scan.data_start))  # of the file up to ``pos``
     scan.data_crc = crc
 
     def close(pending: ChunkGroup | None) -> None:
@@ -222,7 +221,7 @@ def _walk(f, scan: McapScan, trusted_until: int, progress) -> None:
                 except (TornRecordError, struct.error):
                     group = None  # a torn index spoils its chunk group
                     raise
-                crc = None if crc is None else zlib.crc32(body, zlib.crc32(head, crc))
+                crc = None if crc is None else fmt.crc32_of(body, fmt.crc32_of(head, crc))
             else:
                 pending, group = group, None
                 close(pending)
@@ -237,7 +236,7 @@ def _walk(f, scan: McapScan, trusted_until: int, progress) -> None:
                     parse = fmt.parse_schema if op == fmt.OP_SCHEMA else fmt.parse_channel
                     key, value = parse(memoryview(body), strict=True)
                     (scan.schemas if op == fmt.OP_SCHEMA else scan.channels)[key] = value
-                    crc = None if crc is None else zlib.crc32(body, zlib.crc32(head, crc))
+                    crc = None if crc is None else fmt.crc32_of(body, fmt.crc32_of(head, crc))
                     scan.valid_end, scan.data_crc = pos + 9 + length, crc
                 else:
                     raise TornRecordError(f"unexpected record 0x{op:02x} at offset {pos}")

@@ -17,8 +17,9 @@ file never splits a frame, and everything up to the last written chunk is recove
 :func:`deal_ros.episodes.mcap_summary.finalize_mcap`, the same code that repairs torn files;
 the record layouts are :mod:`deal_ros.episodes.mcap_format`'s.
 
-CRCs: every chunk carries the CRC-32 of its records (one pass over the bytes it writes anyway,
-about 1 ms per 848x480 frame on this 2-core machine), and the writer keeps the running CRC of the
+CRCs: every chunk carries the CRC-32 of its records (one pass over the 2 MB of an 848x480
+RGB-D frame: 0.65 ms with ISA-L's CRC when ``isal`` is installed, 1.7 ms with zlib's, on the
+busy 2-core test machine), and the writer keeps the running CRC of the
 whole data section with :func:`~deal_ros.episodes.mcap_format.crc32_combine` (no second pass)
 for DataEnd; the summary CRC is the footer's (:mod:`deal_ros.episodes.mcap_summary`).
 """
@@ -26,7 +27,6 @@ for DataEnd; the summary CRC is the footer's (:mod:`deal_ros.episodes.mcap_summa
 from __future__ import annotations
 
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,7 @@ class McapBagWriter:
             offset += len(record)
             group.index_length += len(record)
         self._pending = _Pending()
-        crc = fmt.crc32_combine(zlib.crc32(head, self._crc), records_crc, pos)
+        crc = fmt.crc32_combine(fmt.crc32_of(head, self._crc), records_crc, pos)
         self._write([head, *buffers, *index_records], crc=fmt.crc32(index_records, crc))
         group.data_crc = self._crc
         self.state.chunks.append(group)
