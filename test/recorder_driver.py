@@ -152,25 +152,36 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdin.readline()
     sent: dict[str, list] = {"rgb": [], "depth": [], "injected": []}
     t0 = time.monotonic()
-    with contextlib.suppress(KeyboardInterrupt):  # stopped early: still write what was sent
+    interrupted = False
+    try:
         _publish(args, injections, rng, (rgb_pub, depth_pub, info_pub), sent)
+    except KeyboardInterrupt:  # stopped early (the subscriber may be gone: a kill -9 test)
+        interrupted = True
     sent["seconds"] = time.monotonic() - t0
-    # every stream's last message is in the subscriber's reader once acknowledged (reliable
-    # QoS); that the recorder has taken it is for the caller to wait on (its status counts)
-    if not _acknowledged((rgb_pub, depth_pub, info_pub), ACK_TIMEOUT_S):
-        print(f"driver: the last frames not acknowledged within {ACK_TIMEOUT_S} s", file=sys.stderr)
-    if args.manifest:
+    if args.manifest:  # what was sent, written first: nothing below may lose it
         with open(args.manifest, "w") as f:
             json.dump(sent, f)
-    node.destroy_node()
+    # every stream's last message is in the subscriber's reader once acknowledged (reliable
+    # QoS); that the recorder has taken it is for the caller to wait on (its status counts).
+    # Not after an interrupt: rclpy's SIGINT handler has shut the context down, and a dead
+    # subscriber never acknowledges.
+    if not interrupted and not _acknowledged((rgb_pub, depth_pub, info_pub), ACK_TIMEOUT_S):
+        print(f"driver: the last frames not acknowledged within {ACK_TIMEOUT_S} s", file=sys.stderr)
+    with contextlib.suppress(Exception):  # the context may already be shut down
+        node.destroy_node()
     rclpy.try_shutdown()
     return 0
 
 
 def _acknowledged(pubs, timeout_s: float) -> bool:
-    """Wait until every reliable subscriber of ``pubs`` acknowledged what was published."""
+    """Wait until every reliable subscriber of ``pubs`` acknowledged what was published
+    (False, not an exception, when the context is shutting down)."""
     deadline = Duration(seconds=timeout_s)
-    return all(pub.wait_for_all_acked(deadline) for pub in pubs if pub is not None)
+    try:
+        return all(pub.wait_for_all_acked(deadline) for pub in pubs if pub is not None)
+    except Exception as exc:  # rclpy's RCLError once a signal shut the context down
+        print(f"driver: acknowledgements not awaited: {exc}", file=sys.stderr)
+        return False
 
 
 def _publish(args, injections, rng, pubs, sent: dict) -> None:
