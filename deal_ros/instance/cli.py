@@ -1,13 +1,13 @@
 """What ``deal train`` and ``deal eval`` call for box-supervised runs.
 
-Wiring (in ``deal_ros/commands/train.py`` / ``eval.py``, before their own config loading):
+Wiring (``deal_ros/commands/train.py`` / ``eval.py`` choose the method with
+``deal_ros.commands._methods``, before their own config loading):
 
-    from deal_ros.instance.cli import is_box_config, is_box_run, train_command, eval_command
-    if is_box_config(args.config, args.overrides):
+    if train_method(args.config, args.overrides) == BOX:
         return train_command(args.config, args.overrides, progress=not args.no_progress,
                              print_config=args.print_config)
     ...
-    if is_box_run(run_dir):                  # deal eval run=...
+    if run_method(run_dir) == BOX:           # deal eval run=...
         return eval_command(args.settings, progress=not args.no_progress)
 
 ``deal eval`` keys for box runs: run (required), data (default: the run's val, else its
