@@ -1,5 +1,9 @@
 """Helpers shared by the deal_ros nodes: parameters with descriptors (ros2/demos style), QoS
-from parameters, throttled per-reason logging and a ``main()`` wrapper with a clean Ctrl-C.
+from parameters, throttled per-reason logging, once-per-burst logging, input topic names (a
+parameter, or a remap of the short name) and a ``main()`` wrapper with a clean Ctrl-C that sets
+the shipped Fast DDS profile before rclpy starts (:mod:`deal_ros.nodes.transport`).
+Lifecycle (managed) nodes: :mod:`deal_ros.nodes.lifecycle`; ``/diagnostics``:
+:mod:`deal_ros.nodes.diagnostics`.
 
 Nodes are thin: they read parameters, subscribe, call ``core``/``data`` functions and publish.
 """
@@ -22,16 +26,28 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from deal_ros.errors import DealError
+from deal_ros.nodes.transport import use_shipped_profile
 
 __all__ = [
     "QOS_DURABILITY",
     "QOS_RELIABILITY",
+    "REALSENSE_TOPICS",
+    "BurstLog",
     "ThrottledLog",
     "declare",
     "declare_qos",
+    "input_topic",
     "qos_profile",
     "run_node",
 ]
+
+# The RealSense ROS 2 wrapper's topics (align_depth.enable:=true): the default inputs of the
+# recorder and the segmenter, so both work bare next to a RealSense driver.
+REALSENSE_TOPICS = {
+    "rgb": "/camera/camera/color/image_raw",
+    "depth": "/camera/camera/aligned_depth_to_color/image_raw",
+    "camera_info": "/camera/camera/color/camera_info",
+}
 
 QOS_RELIABILITY = {
     "reliable": ReliabilityPolicy.RELIABLE,
@@ -153,10 +169,56 @@ class ThrottledLog:
         return True
 
 
+class BurstLog:
+    """One line when a condition starts (per ``key``), one when it ends with how many times it
+    held in between: a burst of bad frames is two lines, not one per frame nor one every few
+    seconds. Thread-safe."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+        self._count: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, message: str, level: str = "warning") -> bool:
+        """The condition holds for one more item; the first of a burst logs ``message``."""
+        with self._lock:
+            first = key not in self._count
+            self._count[key] = self._count.get(key, 0) + 1
+        if first:
+            getattr(self.logger, level)(message)
+        return first
+
+    def clear(self, key: str, message: str = "", level: str = "info") -> int:
+        """The condition no longer holds: log ``message`` (``{count}`` is replaced by the
+        burst's length) if a burst was running; returns that length (0: none)."""
+        with self._lock:
+            count = self._count.pop(key, 0)
+        if count and message:
+            getattr(self.logger, level)(message.replace("{count}", str(count)))
+        return count
+
+    def active(self, key: str) -> bool:
+        with self._lock:
+            return key in self._count
+
+
+def input_topic(node: Node, short: str, configured: str) -> str:
+    """The topic an input subscribes: a remap of the short name (``-r image:=/my/image``, as
+    before the topic parameters existed) wins; else ``configured`` (the ``*_topic`` parameter,
+    e.g. the RealSense name), itself remappable by its full name."""
+    remapped = node.resolve_topic_name(short)
+    if remapped != node.resolve_topic_name(short, only_expand=True):
+        return remapped
+    return configured
+
+
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C / SIGTERM, then call the node's
-    ``close()`` (if any) BEFORE the context goes down (so it can still publish), destroy it and
-    shut down. A :class:`DealError` while building the node is one logged line and exit 1."""
+    ``close()`` (if any) BEFORE the context goes down (so it can still publish; a lifecycle
+    node shuts down there), destroy it and shut down. A :class:`DealError` while building the
+    node is one logged line and exit 1. Before rclpy starts, the shipped Fast DDS profile is
+    set unless the user chose a profile or another RMW (one log line when it is set)."""
+    transport_note = use_shipped_profile()
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # rcl rejects the command line (e.g. a bad -p rule)
@@ -171,6 +233,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     node = None
     code = 0
+    if transport_note:
+        level = "info" if "using the shipped" in transport_note else "warning"
+        getattr(rclpy.logging.get_logger("deal_ros"), level)(transport_note)
     try:
         node = factory()
         executor = SingleThreadedExecutor()
