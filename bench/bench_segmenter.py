@@ -116,7 +116,7 @@ class Bench:
                 kind, f"/deal_segmenter/{name}",
                 lambda m, n=name: self.seen.__setitem__(n, m.header.stamp.sec), qos,
             )  # fmt: skip
-        self.pub = self.client.create_publisher(Image, "image", qos)
+        self.pub = self.client.create_publisher(Image, self.node.topics["image"], qos)
         self.stamp = 0
 
     def wait(self, predicate, timeout: float = 30.0) -> bool:

@@ -105,10 +105,17 @@ def test_heat_map_colours_and_palette():
 def test_depth_keep_drops_far_and_invalid_pixels():
     depth = np.array([[0.5, 3.0], [0.0, 1.0]], dtype=np.float32)
     valid = depth > 0
-    keep = post.depth_keep(depth, valid, (4, 4), max_range_m=1.5)
-    assert keep.shape == (4, 4)
-    assert keep[:2, :2].all() and not keep[:2, 2:].any()
-    assert not keep[2:, :2].any() and keep[2:, 2:].all()
+    keep = post.depth_keep(depth, valid, (2, 2), max_range_m=1.5)
+    assert keep.tolist() == [[True, False], [False, True]]
+
+
+def test_depth_keep_refuses_depth_of_another_size_instead_of_stretching_it():
+    from deal_ros.core.errors import DepthFormatError
+
+    depth = np.ones((480, 640), np.float32)
+    with pytest.raises(DepthFormatError, match=r"depth is 640x480, the image 848x480") as exc:
+        post.depth_keep(depth, depth > 0, (480, 848), max_range_m=1.5)
+    assert "\n" not in str(exc.value) and "aligned to colour" in str(exc.value)
 
 
 def test_preprocess_scales_normalises_and_resizes():

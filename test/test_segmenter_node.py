@@ -55,16 +55,44 @@ class Harness:
                            ("segmentation", Segmentation), ("instances", InstanceArray),
                            ("stats", String)):  # fmt: skip
             self._record(kind, f"{OUT}/{name}", name, RELIABLE)
-        self.image_pub = self.test.create_publisher(Image, "image", RELIABLE)
-        self.depth_pub = self.test.create_publisher(Image, "depth", RELIABLE)
-        assert wait_for_subscribers(self.executor, self.image_pub)
+        # the node's inputs: the RealSense topics by default (image_topic / depth_topic)
+        self.image_pub = self.test.create_publisher(Image, self.node.topics["image"], RELIABLE)
+        self.depth_pub = self.test.create_publisher(Image, self.node.topics["depth"], RELIABLE)
+        if self.node.is_active:
+            assert wait_for_subscribers(self.executor, self.image_pub)
 
     def _record(self, kind, topic, key, qos):
         self.got[key] = []
         self.test.create_subscription(kind, topic, lambda m: self.got[key].append(m), qos)
 
-    def watch_label_info(self):
-        self._record(String, f"{OUT}/label_info", "label_info", LATCHED)
+    def watch_class_names(self):
+        self._record(String, f"{OUT}/class_names", "class_names", LATCHED)
+
+    def watch_log(self):
+        """The node's log lines, from /rosout (where every rclpy log line also goes)."""
+        from rcl_interfaces.msg import Log
+
+        self.log: list[str] = []
+        qos = QoSProfile(
+            depth=1000,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )  # lines before matching
+        self.test.create_subscription(
+            Log, "/rosout", lambda m: m.name == "deal_segmenter" and self.log.append(m.msg), qos
+        )
+
+    def logged(self, text: str) -> list[str]:
+        return [line for line in self.log if text in line]
+
+    def send_depth(self, depth, sec: int, encoding="16UC1"):
+        """Publish a depth image and wait until the node holds it as its newest."""
+        self.send(depth, sec, encoding=encoding, pub=self.depth_pub)
+        assert self.spin_until(lambda: self.newest_depth_at(sec)), "the node got no depth image"
+
+    def newest_depth_at(self, sec: int) -> bool:
+        newest = self.node.depth_input.newest
+        return newest is not None and newest.header.stamp.sec == sec
 
     def spin_until(self, predicate, timeout=20.0) -> bool:
         return spin_until(self.executor, predicate, timeout)
@@ -134,9 +162,9 @@ def test_outputs_carry_the_input_header_encodings_and_sizes(harness_factory):
         np.testing.assert_allclose(seg.class_scores[1:], ref.scores, atol=1e-6)
         np.testing.assert_array_equal(image_to_numpy(seg.mask), mask)
         assert seg.mask.header.stamp.sec == 100 + i
-    h.watch_label_info()  # subscribed late: transient local still delivers it
-    assert h.spin_until(lambda: h.got["label_info"])
-    info = json.loads(h.got["label_info"][-1].data)
+    h.watch_class_names()  # subscribed late: transient local still delivers it
+    assert h.spin_until(lambda: h.got["class_names"])
+    info = json.loads(h.got["class_names"][-1].data)
     assert info["class_names"] == ["background", "mug", "box"] and len(info["palette"]) == 3
 
 
@@ -170,7 +198,7 @@ def test_overload_drops_stale_frames_and_keeps_latency_bounded(harness_factory):
 
 def test_model_swap_by_parameter(harness_factory):
     h = harness_factory(model=str(cam_bundle().path))
-    h.watch_label_info()
+    h.watch_class_names()
     rgb = scene_images(1, SIZE, seed=13)[0]
     assert list(h.send_and_wait(rgb, 1).class_names) == ["background", "mug", "box"]
     result = h.node.set_parameters([Parameter("model", value=str(seg_bundle().path))])[0]
@@ -178,7 +206,7 @@ def test_model_swap_by_parameter(harness_factory):
     seg = h.send_and_wait(rgb, 2)
     assert list(seg.class_names) == ["background", "mug", "box", "ball"]
     assert len(seg.class_scores) == 4 and image_to_numpy(seg.mask).max() <= 3
-    assert h.spin_until(lambda: "ball" in h.got["label_info"][-1].data)
+    assert h.spin_until(lambda: "ball" in h.got["class_names"][-1].data)
     assert h.node.runtime.bundle.path == seg_bundle().path
 
 
@@ -198,19 +226,49 @@ def test_corrupt_model_and_bad_input_leave_the_node_running(harness_factory, tmp
     assert h.node.errors["failed"] == 0
 
 
-def test_starting_with_a_corrupt_model_reports_and_recovers(harness_factory, tmp_path):
+def test_starting_with_a_corrupt_model_fails_configure_reports_and_recovers(
+    harness_factory, tmp_path
+):
+    """Autostart's configure fails on a model that does not load: the node stays unconfigured
+    (nothing subscribed), says why on ~/stats; setting a good model retries the autostart."""
     broken = copy_bundle(cam_bundle().path, tmp_path / "broken")
     (broken / "model.yaml").write_text("format: 1\nclasses: [mug\n")
     h = harness_factory(model=str(broken), stats_period=0.2)
-    assert h.node.runtime is None and "not valid YAML" in h.node.model_error
-    rgb = scene_images(1, SIZE, seed=15)[0]
-    h.send(rgb, 1)
+    assert h.node.lifecycle_state == "unconfigured" and h.node.runtime is None
+    assert "not valid YAML" in h.node.model_error and h.node.autostart_failed
+    assert h.node.transition_error.startswith("configure failed: no model loaded: ")
+    assert h.image_pub.get_subscription_count() == 0  # the camera is not consumed
+    assert h.spin_until(lambda: any("not valid YAML" in m.data and "unconfigured" in m.data
+                                    for m in h.got["stats"]))  # fmt: skip
+    ok = h.node.set_parameters([Parameter("model", value=str(cam_bundle().path))])[0]
+    assert ok.successful and h.node.lifecycle_state == "active"
+    assert wait_for_subscribers(h.executor, h.image_pub)
+    h.send_and_wait(scene_images(1, SIZE, seed=15)[0], 2)
+
+
+def test_an_empty_model_configures_and_counts_frames_as_no_model(harness_factory):
+    h = harness_factory(stats_period=0.2)  # model "" (ros2 run without -p model:=...)
+    assert h.node.lifecycle_state == "active" and h.node.runtime is None
+    h.send(scene_images(1, SIZE, seed=15)[0], 1)
     assert h.spin_until(lambda: h.node.errors["no_model"] >= 1)
-    assert h.spin_until(lambda: any("not valid YAML" in m.data for m in h.got["stats"]))
+    assert h.spin_until(lambda: any("parameter 'model' is empty" in m.data for m in h.got["stats"]))
     assert not h.got["segmentation"]
     ok = h.node.set_parameters([Parameter("model", value=str(cam_bundle().path))])[0]
     assert ok.successful
-    h.send_and_wait(rgb, 2)
+    h.send_and_wait(scene_images(1, SIZE, seed=15)[0], 2)
+
+
+def test_a_remap_of_the_short_name_still_wins_over_image_topic(ros_context):
+    """``-r image:=/my/image`` (how the topic was chosen before image_topic existed, and how
+    the demo still does it) keeps working."""
+    node = SegmenterNode(context=ros_context, cli_args=["--ros-args", "-r", "image:=/my/image"],
+                         parameter_overrides=[Parameter("model", value=str(cam_bundle().path)),
+                                              Parameter("threads", value=1)])  # fmt: skip
+    try:
+        assert node.topics["image"] == "/my/image" and node.image_sub.topic_name == "/my/image"
+        assert node.topics["depth"] == "/camera/camera/aligned_depth_to_color/image_raw"
+    finally:
+        node.destroy_node()
 
 
 def _at(h: Harness, key: str, sec: int):
@@ -252,7 +310,7 @@ def test_an_instance_bundle_publishes_instances_with_the_input_header(harness_fa
 
     path = box_bundle().path
     h = harness_factory(model=str(path))
-    h.watch_label_info()
+    h.watch_class_names()
     assert h.node.runtime is not None and h.node.model_error == ""
     reference = Runtime(path, threads=1)
     frames = scene_images(3, SIZE, seed=16)
@@ -262,8 +320,8 @@ def test_an_instance_bundle_publishes_instances_with_the_input_header(harness_fa
         found += _check_instances(h, reference, rgb, 300 + i)
     assert found > 0  # the comparison is not vacuous
     assert not h.got["cam"]  # no CAMs in an instance model
-    assert h.spin_until(lambda: h.got["label_info"])
-    info = json.loads(h.got["label_info"][-1].data)
+    assert h.spin_until(lambda: h.got["class_names"])
+    info = json.loads(h.got["class_names"][-1].data)
     assert info["task"] == "instance" and "instances_encoding" in info
     assert info["nms_threshold"] == reference.instance.nms_threshold
     # thresholds are live parameters: nothing passes a class probability of 1
@@ -281,7 +339,7 @@ def test_an_instance_bundle_publishes_instances_with_the_input_header(harness_fa
     assert h.node.set_parameters([Parameter("model", value=str(path))])[0].successful
     h.send(frames[1], 321)
     _check_instances(h, reference, frames[1], 321)
-    assert h.node.errors == {"bad_input": 0, "no_model": 0, "failed": 0}
+    assert h.node.errors == {"bad_input": 0, "no_model": 0, "failed": 0, "depth_size": 0}
 
 
 def test_the_depth_gate_cuts_instances(harness_factory):
@@ -294,8 +352,7 @@ def test_the_depth_gate_cuts_instances(harness_factory):
     assert len(reference.detect(rgb)) > 0
     for sec, millimetres in ((400, 3000), (401, 500)):
         h.send(np.full(SIZE, millimetres, np.uint16), sec, encoding="16UC1", pub=h.depth_pub)
-        depth_at = lambda s=sec: h.node._depth_msg and h.node._depth_msg.header.stamp.sec == s  # noqa: E731
-        assert h.spin_until(depth_at), "the node did not get the depth image"
+        assert h.spin_until(lambda s=sec: h.newest_depth_at(s)), "the node got no depth image"
         h.send(rgb, sec)
         arr = _at(h, "instances", sec)
         if millimetres > 1000:  # everything beyond range: no instance is left
@@ -317,7 +374,7 @@ def test_depth_gate_and_output_switches(harness_factory):
     depth[:10, :10] = 0  # no measurement
     rgb = scene_images(1, SIZE, seed=16)[0]
     h.send(depth, 7, encoding="16UC1", pub=h.depth_pub)
-    h.spin_until(lambda: h.node._depth_msg is not None, 5.0)
+    assert h.spin_until(lambda: h.newest_depth_at(7))
     mask = image_to_numpy(h.send_and_wait(rgb, 7, key="mask"))
     assert mask[:, : SIZE[1] // 2].any() and not mask[:, SIZE[1] // 2 :].any()
     assert not mask[:10, :10].any()
@@ -340,17 +397,18 @@ def test_parameters_have_descriptors(harness_factory):
     assert not bad.successful
 
 
-def test_node_process_with_the_shipped_params_file(ros_context, repo_root):
+def test_node_process_runs_bare_on_the_realsense_topic(ros_context, repo_root):
+    """``deal-segmenter -p model:=...`` with the shipped params file and no remap: it
+    subscribes the RealSense colour topic the recorder records."""
     node = rclpy.create_node("segmenter_client", context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     got: list[Segmentation] = []
     node.create_subscription(Segmentation, f"{OUT}/segmentation", got.append, RELIABLE)
-    pub = node.create_publisher(Image, "/camera/image", RELIABLE)
+    pub = node.create_publisher(Image, "/camera/camera/color/image_raw", RELIABLE)
     cmd = [sys.executable, "-m", "deal_ros.nodes.segmenter", "--ros-args",
            "--params-file", str(repo_root / "config" / "segmenter.yaml"),
-           "-p", f"model:={cam_bundle().path}", "-p", "threads:=1",
-           "-r", "image:=/camera/image"]  # fmt: skip
+           "-p", f"model:={cam_bundle().path}", "-p", "threads:=1"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
@@ -367,6 +425,8 @@ def test_node_process_with_the_shipped_params_file(ros_context, repo_root):
         out = proc.communicate(timeout=30)[0]
         assert proc.returncode == 0, out
         assert "model: " + str(Path(cam_bundle().path)) in out
+        assert "subscribed: image '/camera/camera/color/image_raw'" in out
+        assert out.index("active") < out.index("finalized (shut down)")  # Ctrl-C: shutdown
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -410,9 +470,10 @@ def test_config_file_and_launch_file_match_the_node(ros_context, repo_root):
     assert kw["name"].value == "deal_segmenter" and kw["executable"].value == "deal-segmenter"
     given = {k.value for d in kw["parameters"].elts if isinstance(d, ast.Dict) for k in d.keys}
     assert given <= set(loaded)
-    remapped = {pair.elts[0].value for pair in kw["remappings"].elts}
-    # depth is subscribed with use_depth, camera_info by the 3-D outputs (cloud.enabled)
-    assert remapped == {"image", "depth", "camera_info"} and topics == {"/image"}
+    # the inputs are parameters (RealSense defaults, the recorder's), not remaps
+    assert {"image_topic", "depth_topic", "camera_info_topic", "autostart"} <= given
+    assert "remappings" not in kw
+    assert topics == {"/camera/camera/color/image_raw"}
 
 
 @pytest.mark.parametrize("kind", ["semantic", "instance"])
@@ -434,7 +495,7 @@ def test_cloud_outputs_from_the_segmenter(harness_factory, kind):
     )  # fmt: skip
     h._record(PointCloud2, f"{OUT}/object_cloud", "cloud", RELIABLE)
     h._record(ObjectArray, f"{OUT}/objects", "objects", RELIABLE)
-    info_pub = h.test.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    info_pub = h.test.create_publisher(CameraInfo, h.node.topics["camera_info"], RELIABLE)
     assert wait_for_subscribers(h.executor, info_pub)
     info = CameraInfo(height=SIZE[0], width=SIZE[1])
     info.k = [100.0, 0.0, SIZE[1] / 2, 0.0, 100.0, SIZE[0] / 2, 0.0, 0.0, 1.0]
@@ -444,7 +505,7 @@ def test_cloud_outputs_from_the_segmenter(harness_factory, kind):
     depth_msg = numpy_to_image(depth, "16UC1")
     depth_msg.header.stamp.sec, depth_msg.header.frame_id = 9, "camera_depth_optical_frame"
     h.depth_pub.publish(depth_msg)
-    h.spin_until(lambda: h.node._depth_msg is not None, 5.0)
+    assert h.spin_until(lambda: h.newest_depth_at(9))
     mask = image_to_numpy(h.send_and_wait(scene_images(1, SIZE, seed=3)[0], 9, key="mask"))
     assert h.spin_until(lambda: h.got["cloud"] and h.got["objects"])
     cloud_msg, objects = h.got["cloud"][-1], h.got["objects"][-1]
@@ -507,7 +568,7 @@ def test_each_input_is_decoded_once_and_each_output_converted_once(
     h = harness_factory(**model, use_depth=True, **{
         "depth.max_range": 5.0, "cloud.enabled": True, "cloud.lazy": False, "cloud.stride": 1,
     })  # fmt: skip
-    info_pub = h.test.create_publisher(CameraInfo, "camera_info", RELIABLE)
+    info_pub = h.test.create_publisher(CameraInfo, h.node.topics["camera_info"], RELIABLE)
     assert h.spin_until(lambda: all(h.node.pubs[k].get_subscription_count() for k in outputs))
     assert wait_for_subscribers(h.executor, info_pub)
     info = CameraInfo(height=SIZE[0], width=SIZE[1])
@@ -523,9 +584,7 @@ def test_each_input_is_decoded_once_and_each_output_converted_once(
         depth = numpy_to_image(np.full(SIZE, 800 + 100 * i, np.uint16), "16UC1")
         depth.header.stamp.sec, depth.header.frame_id = sec, "camera_depth_optical_frame"
         h.depth_pub.publish(depth)
-        assert h.spin_until(
-            lambda s=sec: h.node._depth_msg and h.node._depth_msg.header.stamp.sec == s
-        )
+        assert h.spin_until(lambda s=sec: h.newest_depth_at(s))
         processed = h.node.stats.processed
         h.send(rgb, sec)
         assert h.spin_until(lambda p=processed: h.node.stats.processed > p)  # all published
@@ -557,3 +616,61 @@ def _all_at(h: Harness, key: str, stamps: list[int]) -> list:
     assert h.spin_until(lambda: {m.header.stamp.sec for m in h.got[key]} >= set(stamps)), key
     return sorted((m for m in h.got[key] if m.header.stamp.sec in stamps),
                   key=lambda m: m.header.stamp.sec)  # fmt: skip
+
+
+def test_depth_of_another_size_is_refused_for_the_gate_never_stretched(harness_factory):
+    h = harness_factory(model=str(cam_bundle().path), use_depth=True, **{"depth.max_range": 1.0})
+    h.watch_log()
+    rgb = scene_images(1, SIZE, seed=19)[0]
+    wide = np.full((SIZE[0], SIZE[1] + 40), 500, np.uint16)  # 200x120 depth, 160x120 image
+    for i, sec in enumerate((30, 31, 32)):
+        h.send_depth(wide, sec)
+        h.send(rgb, sec)
+        assert h.spin_until(lambda n=i + 1: h.node.errors["depth_size"] == n)
+    h.send_depth(np.full(SIZE, 500, np.uint16), 33)
+    h.send_and_wait(rgb, 33)  # aligned depth again: processed
+    assert h.spin_until(lambda: h.logged("sizes agree again (after 3 frames)"))
+    (line,) = h.logged("but image")  # one line for the burst of three
+    assert "depth '/camera/camera/aligned_depth_to_color/image_raw' is 200x120" in line
+    assert "image '/camera/camera/color/image_raw' is 160x120" in line
+    assert "never stretched" in line and "aligned_depth_to_color" in line
+    assert {m.header.stamp.sec for m in h.got["segmentation"]} == {33}  # nothing went out ungated
+    assert h.node.gate.counts["size"] == 3 and h.node.errors["bad_input"] == 0
+
+
+def test_depth_without_a_valid_pixel_is_said_once_per_burst(harness_factory):
+    h = harness_factory(model=str(cam_bundle().path), use_depth=True, cam_threshold=0.0,
+                        score_threshold=0.0, **{"depth.max_range": 5.0})  # fmt: skip
+    h.watch_log()
+    rgb = scene_images(1, SIZE, seed=20)[0]
+    bursts = [(np.zeros(SIZE, np.uint16), "16UC1"), (np.zeros(SIZE, np.uint16), "16UC1"),
+              (np.full(SIZE, np.nan, np.float32), "32FC1")]  # fmt: skip
+    for sec, (depth, encoding) in enumerate(bursts, start=40):
+        h.send_depth(depth, sec, encoding)
+        mask = image_to_numpy(h.send_and_wait(rgb, sec, key="mask"))
+        assert not mask.any()  # no depth within range: background, as the gate says
+    h.send_depth(np.full(SIZE, 800, np.uint16), 43)
+    assert image_to_numpy(h.send_and_wait(rgb, 43, key="mask")).any()  # valid: objects back
+    assert h.spin_until(lambda: h.logged("valid pixels again (after 3 frames without any)"))
+    (line,) = h.logged("has no valid pixel")
+    assert "all zero, NaN or outside 0.1-10 m" in line and "every pixel background" in line
+    assert h.node.gate.counts["no_valid"] == 3
+
+
+def test_3d_outputs_say_what_is_missing_when_use_depth_is_already_true(harness_factory):
+    from sensor_msgs.msg import CameraInfo
+
+    h = harness_factory(model=str(cam_bundle().path), use_depth=True,
+                        **{"cloud.enabled": True, "cloud.lazy": False})  # fmt: skip
+    h.watch_log()
+    info_pub = h.test.create_publisher(CameraInfo, h.node.topics["camera_info"], RELIABLE)
+    assert wait_for_subscribers(h.executor, info_pub)
+    info = CameraInfo(height=SIZE[0], width=SIZE[1])
+    info.k = [100.0, 0.0, SIZE[1] / 2, 0.0, 100.0, SIZE[0] / 2, 0.0, 0.0, 1.0]
+    info_pub.publish(info)
+    assert h.spin_until(lambda: h.node.cloud.camera_info is not None)
+    h.send_and_wait(scene_images(1, SIZE, seed=21)[0], 50)  # no depth was ever sent
+    want = ("3-D outputs skipped for this frame: no depth image received yet on "
+            "'/camera/camera/aligned_depth_to_color/image_raw'")  # fmt: skip
+    assert h.spin_until(lambda: h.logged(want)), h.log
+    assert not h.logged("use_depth:=true") and h.node.cloud.notices == []

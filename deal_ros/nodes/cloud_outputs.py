@@ -35,7 +35,7 @@ published) and never raises for bad input: one throttled log line, counted in ``
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,8 +93,8 @@ CLOUD_PARAMETERS: dict[str, tuple[Any, str, dict[str, Any]]] = {
 
 _DEPTH_TOPIC = "depth"  # the segmenter's depth subscription, named in error lines
 _ONCE = {
-    "no_depth": "3-D outputs need depth aligned to colour: set use_depth:=true and remap "
-    "'depth'; publishing 2-D outputs only",
+    "no_depth": "3-D outputs need depth aligned to colour: set use_depth:=true (depth_topic, "
+    "or a remap of 'depth'); publishing 2-D outputs only",
     "no_camera_info": "3-D outputs need the colour camera's camera_info on '{topic}' (none "
     "received yet); publishing 2-D outputs only",
 }
@@ -166,7 +166,9 @@ class CloudOutputs:
 
     ``enabled``: None -> the ``cloud.enabled`` parameter. Parameters are declared on
     ``node`` in any case (``ros2 param list`` shows them); publishers and the camera_info
-    subscription exist only when enabled. ``qos``: of the camera_info subscription (default
+    subscription exist only when enabled, made by the constructor, or with ``start=False`` by
+    :meth:`open` (configure) and :meth:`subscribe` (activate) of a lifecycle node, undone by
+    :meth:`unsubscribe` and :meth:`close`. ``qos``: of the camera_info subscription (default
     best effort, depth 1: matches every publisher); ``out_qos``: of the three publishers."""
 
     def __init__(
@@ -177,6 +179,7 @@ class CloudOutputs:
         qos: Any = None,
         out_qos: Any = None,
         camera_info_topic: str = "camera_info",
+        start: bool = True,
     ) -> None:
         self.node = node
         for name, (default, description, options) in CLOUD_PARAMETERS.items():
@@ -190,26 +193,61 @@ class CloudOutputs:
         self.published = 0
         self._lock = threading.Lock()
         self._camera_info: Any = None
+        self._qos = qos if qos is not None else qos_profile("best_effort", 1)
+        self._out_qos = out_qos if out_qos is not None else qos_profile("reliable", 1)
+        self._info_topic = camera_info_topic
         self.cleaner: CloudCleaner | None = None
         self.pubs: dict[str, Any] = {}
         self.info_sub = None
-        if not self.enabled:
+        if self.enabled and start:
+            self.open()
+            self.subscribe()
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self, create_publisher: Callable[..., Any] | None = None) -> None:
+        """Make the cleaner and the three publishers (a lifecycle node's configure; done by
+        the constructor unless ``start=False``). ``create_publisher``: e.g. the node's
+        ``create_lifecycle_publisher`` (default: ``create_publisher``)."""
+        if not self.enabled or self.pubs:
             return
         self.cleaner = CloudCleaner(
-            backend=self._param("cloud.backend"), log=node.get_logger().info
+            backend=self._param("cloud.backend"), log=self.node.get_logger().info
         )
-        out_qos = out_qos if out_qos is not None else qos_profile("reliable", 1)
+        make = create_publisher or self.node.create_publisher
         self.pubs = {
-            "cloud": node.create_publisher(PointCloud2, "~/object_cloud", out_qos),
-            "objects": node.create_publisher(ObjectArray, "~/objects", out_qos),
-            "markers": node.create_publisher(MarkerArray, "~/object_markers", out_qos),
+            "cloud": make(PointCloud2, "~/object_cloud", self._out_qos),
+            "objects": make(ObjectArray, "~/objects", self._out_qos),
+            "markers": make(MarkerArray, "~/object_markers", self._out_qos),
         }
-        self.info_sub = node.create_subscription(
-            CameraInfo,
-            camera_info_topic,
-            self._on_camera_info,
-            qos if qos is not None else qos_profile("best_effort", 1),
-        )
+
+    def subscribe(self) -> None:
+        """Subscribe ``camera_info`` (activate)."""
+        if self.enabled and self.info_sub is None:
+            self.info_sub = self.node.create_subscription(
+                CameraInfo, self._info_topic, self._on_camera_info, self._qos
+            )
+
+    def unsubscribe(self) -> None:
+        """Stop the ``camera_info`` subscription and forget the last one (deactivate)."""
+        if self.info_sub is not None:
+            self.node.destroy_subscription(self.info_sub)
+            self.info_sub = None
+        with self._lock:
+            self._camera_info = None
+
+    def close(self, destroy_publisher: Callable[[Any], Any] | None = None) -> None:
+        """Undo :meth:`open` and :meth:`subscribe` (cleanup)."""
+        self.unsubscribe()
+        destroy = destroy_publisher or self.node.destroy_publisher
+        for pub in self.pubs.values():
+            destroy(pub)
+        self.pubs = {}
+        self.cleaner = None
+
+    @property
+    def camera_info_topic(self) -> str:
+        """The camera_info topic (resolved once subscribed)."""
+        return self.info_sub.topic_name if self.info_sub is not None else self._info_topic
 
     # ------------------------------------------------------------------ inputs
     def _param(self, name: str) -> Any:
@@ -266,6 +304,7 @@ class CloudOutputs:
         *,
         palette: Sequence[Sequence[int]] | None = None,
         instances: tuple[np.ndarray, np.ndarray] | None = None,
+        why_no_depth: str | None = None,
     ) -> CleanResult | None:
         """Back-project ``class_mask`` (class ids, the colour image's size) through
         ``depth_msg`` (aligned to colour; a message or a :class:`DepthImage`, decoded here
@@ -273,15 +312,20 @@ class CloudOutputs:
         subscribed), clean, summarise and publish. ``rgb``: (H, W, 3) uint8 point colours;
         ``palette``: class colours for the markers (default: the bundle default).
         ``instances``: (instance-id map, class id of each instance) of an instance bundle:
-        one object per instance instead of one per class."""
+        one object per instance instead of one per class. ``why_no_depth``: why
+        ``depth_msg`` is None, from a node that subscribes depth (throttled line); without
+        it, the node is taken to have no depth subscription (once: "set use_depth:=true")."""
         if not self.wanted():
             return None
         info = camera_info_msg if camera_info_msg is not None else self.camera_info
         if depth_msg is None:
-            self._once("no_depth")
+            if why_no_depth is None:
+                self._once("no_depth")
+            else:
+                self._log("no_depth", f"3-D outputs skipped for this frame: {why_no_depth}")
             return None
         if info is None:
-            self._once("no_camera_info", topic=self.info_sub.topic_name)
+            self._once("no_camera_info", topic=self.camera_info_topic)
             return None
         depth = depth_msg
         if not isinstance(depth, DepthImage):
@@ -314,7 +358,7 @@ class CloudOutputs:
             float(self._param("cloud.depth_min")) or None,
             float(self._param("cloud.depth_max")) or None,
         )
-        intrinsics = Intrinsics.from_camera_info(info, name=self.info_sub.topic_name)
+        intrinsics = Intrinsics.from_camera_info(info, name=self.camera_info_topic)
         cloud = backproject(
             depth_m,
             intrinsics,
