@@ -164,6 +164,34 @@ def test_queue_full_drops_the_oldest():
     assert pair.items["rgb"] == 2
 
 
+def test_a_full_queue_emits_the_set_that_waited_for_a_missing_message():
+    """rgb 0 pairs with depth 0 unless rgb's next frame fits depth 0 better, so the pairer
+    waits for it; when colour stops (a run of bad colour frames) and depth overflows its
+    queue, the set is emitted rather than lost (it was lost as queue_full before)."""
+    drops = []
+    pairer = ApproxTimePairer(
+        ("rgb", "depth"), slop_ns=15 * MS, queue_size=3, on_drop=lambda *d: drops.append(d)
+    )
+    assert pairer.push("rgb", 0, "c0") == [] and pairer.push("depth", MS, "d0") == []
+    for i in range(1, 4):
+        sets = pairer.push("depth", i * PERIOD + MS, f"d{i}")
+    assert [(s.items["rgb"], s.items["depth"]) for s in sets] == [("c0", "d0")]
+    assert drops == []
+    pairer.push("depth", 4 * PERIOD + MS, "d4")  # no colour: depth 1 goes, with its stamp
+    assert drops == [("depth", PERIOD + MS, "queue_full")]
+
+
+def test_restart_forgets_the_last_stamps_for_a_clock_step_back():
+    pairer = ApproxTimePairer(("rgb", "depth"), slop_ns=5 * MS)
+    pairer.push_many([("rgb", 100 * PERIOD, "a"), ("depth", 100 * PERIOD, "b")])
+    assert pairer.last_emitted("rgb") == 100 * PERIOD
+    assert pairer.push("rgb", 10 * PERIOD, "old") == []  # out of order before the restart
+    assert pairer.restart() == [] and pairer.last_emitted("rgb") is None
+    (pair,) = pairer.push_many([("rgb", 10 * PERIOD, "c"), ("depth", 10 * PERIOD, "d")])
+    assert pair.items == {"rgb": "c", "depth": "d"}
+    assert pairer.stats.dropped["out_of_order"]["rgb"] == 1
+
+
 def test_single_stream_passes_through():
     pairer = ApproxTimePairer(("sonar",), slop_ns=0)
     assert [s.items["sonar"] for s in pairer.push_many([("sonar", 5, "a"), ("sonar", 9, "b")])] == [

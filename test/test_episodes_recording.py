@@ -4,6 +4,7 @@ by its reason and warning key, writer back-pressure and keyframes."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from mcap_fixtures import NS, frame_arrays, frame_bytes, image_bytes, info_bytes, stamp_of
 from rosbags.rosbag2 import Reader
 
@@ -87,7 +88,9 @@ def test_bad_messages_are_dropped_by_reason_and_recording_goes_on(tmp_path):
             rec.session.on_image("rgb", image_bytes(rgb0, "rgb8", stamp_of(1)))
     meta, episode = rec.finish()
     assert meta.frames == 6 and len(list(episode.frames())) == 6
-    assert meta.invalid == {"malformed": 2, "encoding": 1, "size": 0, "depth_all_invalid": 0}
+    assert meta.invalid == {
+        "malformed": 2, "encoding": 1, "size": 0, "depth_all_invalid": 0, "stamp": 0
+    }  # fmt: skip
     assert meta.dropped == {**dict.fromkeys(DROP_KEYS, 0), "invalid": 3, "out_of_order": 1}
     assert rec.keys() == ["rgb:malformed", "rgb:layout", "depth:encoding", "rgb:backwards"]
     lines = dict(rec.warnings)
@@ -119,7 +122,9 @@ def test_bad_pairs_are_dropped_by_reason(tmp_path):
     meta, episode = rec.finish()
     assert meta.frames == 5
     assert [int(f.rgb[0, 0, 0]) for f in episode.frames()] == [0, 1, 2, 4, 8]
-    assert meta.invalid == {"malformed": 0, "encoding": 1, "size": 2, "depth_all_invalid": 1}
+    assert meta.invalid == {
+        "malformed": 0, "encoding": 1, "size": 2, "depth_all_invalid": 1, "stamp": 0
+    }  # fmt: skip
     assert meta.dropped["invalid"] == 4 and meta.dropped_total == 4
     keys = ["pair:size", "pair:episode_size", "pair:episode_encoding", "pair:depth_invalid"]
     assert rec.keys() == keys
@@ -139,7 +144,7 @@ def test_all_invalid_depth_can_be_kept(tmp_path):
     assert meta.depth_valid_fraction == round((0 + 0.9375) / 2, 4)  # stored to 4 places
 
 
-def test_pairing_drops_are_counted_per_message(tmp_path):
+def test_pairing_drops_of_one_stream_are_counted_per_message(tmp_path):
     rec = Recording(tmp_path, pair_queue_size=3)
     rgb, _ = frame_arrays(0)
     rec.session.on_image("rgb", image_bytes(rgb, "rgb8", stamp_of(0)))  # no depth partner
@@ -201,3 +206,126 @@ def test_issue_14_small_items_lines_and_depth_fraction(tmp_path):
     assert "rgba8" not in lines["rgb:encoding"]
     assert "zero size (height=0, width=16); both must be > 0" in lines["rgb:layout"]
     assert "step >= 0" not in lines["rgb:layout"]
+
+
+def test_drops_are_counted_per_pair(tmp_path):
+    """60 colour frames with a bad encoding: 60 lost pairs (not 120: the depth partner each
+    leaves alone is the same lost frame)."""
+    rec = Recording(tmp_path)
+    yuv = np.zeros((12, 16, 2), np.uint8)
+    for i in range(80):
+        rgb, depth = frame_arrays(i)
+        bad = 10 <= i < 70
+        colour = image_bytes(yuv, "yuv422", stamp_of(i)) if bad else None
+        colour = colour or image_bytes(rgb, "rgb8", stamp_of(i))
+        rec.pair(colour, image_bytes(depth, "16UC1", stamp_of(i) + MS))
+    meta, _ = rec.finish()
+    assert meta.frames == 20 and meta.invalid["encoding"] == 60
+    assert meta.dropped["no_match"] == 0 and meta.dropped_total == 60
+
+
+class Clock:
+    """The node clock the session reads: set before each message (a sim-time clock)."""
+
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _stream(rec, clock, stamps, *, rgb_only=(), latency=5 * MS, skip=()):
+    """Push frame ``i`` stamped ``stamps[i]`` (colour and depth), the clock at each arrival
+    ``latency`` after the frame's true time (``stamp_of(i)``)."""
+    for i, t in enumerate(stamps):
+        if i in skip:
+            continue
+        clock.now = stamp_of(i) + latency
+        rgb, depth = frame_arrays(i)
+        rec.session.on_image("rgb", image_bytes(rgb, "rgb8", t))
+        td = t if i not in rgb_only else stamp_of(i)
+        rec.session.on_image("depth", image_bytes(depth, "16UC1", td + MS))
+
+
+def test_a_stamp_glitch_costs_its_own_frame(tmp_path):
+    """One frame stamped an hour ahead (both streams, then colour alone) is dropped alone,
+    counted as stamp_jump, one line per stream; every other frame is kept (before: 7 of 119)."""
+    clock = Clock()
+    rec = Recording(tmp_path, clock=clock, check_clock=True)
+    hour = 3600 * NS
+    stamps = [stamp_of(i) + (hour if i in (20, 60) else 0) for i in range(120)]
+    _stream(rec, clock, stamps, rgb_only=(60,))
+    meta, episode = rec.finish()
+    assert meta.frames == 118 and meta.dropped == {**dict.fromkeys(DROP_KEYS, 0), "stamp_jump": 2}
+    assert _red(episode) == [i % 256 for i in range(120) if i not in (20, 60)]
+    jumps = [line for key, line in rec.warnings if key.endswith(":stamp_jump")]
+    assert len(jumps) == 3 and all("+3600.0 s off the stream's recent stamps" in j for j in jumps)
+    assert "a stamp glitch, dropped alone; the episode goes on" in jumps[0]
+    assert meta.clock_steps == 0 and meta.upstream["rgb"]["missing"] == 0
+
+
+def _red(episode) -> list[int]:
+    return [int(f.rgb[0, 0, 0]) for f in episode.frames()]
+
+
+def test_stamps_in_1970_or_years_ahead_are_refused(tmp_path):
+    clock = Clock()
+    rec = Recording(tmp_path, clock=clock, check_clock=True)
+    years = 5 * 365 * 86_400 * NS
+    stamps = [stamp_of(i) for i in range(30)]
+    stamps[5], stamps[15] = 3 * NS, stamp_of(15) + years  # 1970-01-01T00:00:03, 2028
+    _stream(rec, clock, stamps)
+    meta, _ = rec.finish()
+    assert meta.frames == 28 and meta.invalid["stamp"] == 2 and meta.dropped_total == 2
+    lines = [line for key, line in rec.warnings if key.endswith(":stamp_implausible")]
+    assert len(lines) == 4  # colour and depth of both frames
+    expected = "stamp 3.000 s is -19675.9 days from the node clock (more than max_clock_offset_s"
+    assert f"{expected}=86400)" in lines[0]
+    assert "+1825.0 days from the node clock" in lines[2]
+
+
+@pytest.mark.parametrize("step_s", [3600, -10])
+def test_a_clock_step_loses_no_frame(tmp_path, step_s):
+    """A driver restart or an NTP step: every later stamp moved by the same amount (forward an
+    hour, or back 10 s, where the pairer starts over). Nothing is lost; one line per stream."""
+    clock = Clock()
+    rec = Recording(tmp_path, clock=clock, check_clock=True)
+    stamps = [stamp_of(i) + (step_s * NS if i >= 40 else 0) for i in range(100)]
+    _stream(rec, clock, stamps)
+    meta, episode = rec.finish()
+    assert meta.frames == 100 and meta.dropped_total == 0, meta.dropped
+    assert meta.clock_steps == 2
+    steps = [line for key, line in rec.warnings if key.endswith(":clock_step")]
+    assert len(steps) == 2 and f"stepped by {step_s + 1 / 30:+.3f} s" in steps[0]
+    assert sorted(_red(episode)) == sorted(i % 256 for i in range(100))
+    assert meta.upstream["rgb"]["missing"] == 0 and meta.upstream["depth"]["missing"] == 0
+
+
+def test_a_camera_stall_is_upstream_loss_not_a_jump(tmp_path):
+    """Frames 30-44 never sent (stamps and clock both move on): no drop, no step; 15 frames
+    missing upstream on each stream, 15 of 100 = 15 %."""
+    clock = Clock()
+    rec = Recording(tmp_path, clock=clock, check_clock=True)
+    _stream(rec, clock, [stamp_of(i) for i in range(100)], skip=range(30, 45))
+    meta, _ = rec.finish()
+    assert meta.frames == 85 and meta.dropped_total == 0 and meta.clock_steps == 0
+    assert meta.upstream["rgb"] == {"received": 85, "missing": 15, "loss": 0.15,
+                                    "period_ms": 33.333}  # fmt: skip
+
+
+def test_upstream_loss_uses_camera_infos_period(tmp_path):
+    """70 % of the colour frames lost at random: the colour intervals alone would mislead
+    the period; camera_info (every frame) gives it."""
+    rng = np.random.default_rng(3)
+    rec = Recording(tmp_path)
+    lost = set(rng.choice(np.arange(1, 199), size=140, replace=False).tolist())
+    for i in range(200):
+        rgb, depth = frame_arrays(i)
+        rec.session.on_camera_info(info_bytes(stamp_of(i)))
+        if i not in lost:
+            rec.session.on_image("rgb", image_bytes(rgb, "rgb8", stamp_of(i)))
+        rec.session.on_image("depth", image_bytes(depth, "16UC1", stamp_of(i) + MS))
+    meta, _ = rec.finish()
+    assert meta.upstream["rgb"]["missing"] == 140 and meta.upstream["rgb"]["loss"] == 0.7
+    assert meta.upstream["depth"]["missing"] == 0
+    assert meta.frames == 60 and meta.dropped["no_match"] == 140  # depth alone, per pair

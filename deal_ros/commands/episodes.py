@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from deal_ros.episodes.mcap_recover import scan_mcap
-from deal_ros.episodes.meta import META_FILE, EpisodeError, save_meta, validate_boxes
+from deal_ros.episodes.meta import (
+    META_FILE,
+    EpisodeError,
+    save_meta,
+    upstream_line,
+    validate_boxes,
+)
 from deal_ros.episodes.repair import find_mcap, pair_counts, recover_bag
 from deal_ros.episodes.safe_paths import refuse_outside_links, tree
 from deal_ros.episodes.store import Episode, EpisodeStore, repair_episode
@@ -260,6 +266,8 @@ def _info(args: argparse.Namespace) -> int:
         "encodings": m.encodings,
         "size": m.size,
         "depth_valid_fraction_live": m.depth_valid_fraction,
+        "upstream": m.upstream,
+        "clock_steps": m.clock_steps,
         "bytes_on_disk": episode.disk_bytes(),
         "repair": m.repair,
     }
@@ -312,6 +320,11 @@ def _info_text(r: dict[str, Any]) -> str:
         + (", ".join(f"{k}={v}" for k, v in drops.items()) or "none")
         + (f"  (invalid: {', '.join(f'{k}={v}' for k, v in invalid.items())})" if invalid else "")
     )
+    upstream = upstream_line(r["upstream"])
+    if upstream:
+        lines.append(f"upstream  {upstream.removeprefix('upstream loss ')}")
+    if r["clock_steps"]:
+        lines.append(f"clock     followed {r['clock_steps']} camera clock step(s), no frame lost")
     depth = r.get("depth") or {}
     live = r["depth_valid_fraction_live"]
     text = (

@@ -11,6 +11,15 @@ boxes stored in ``episode.yaml`` for box-supervised training) and ``~/stop_episo
 state change. Topic names and QoS are read-only parameters; the others are read again at each
 ``start_episode``.
 
+Stamps (:mod:`deal_ros.core.stamp_gate`, the rules and thresholds there): a frame whose stamp
+is far from its stream's recent ones (``stamp_jump_ms``) is dropped alone (``stamp_jump``), one
+that is further than ``max_clock_offset_s`` from the node clock (not under ``use_sim_time``;
+1970, years ahead) is refused (``invalid.stamp``), and a real clock step (the next frames
+follow the jump) is followed without losing a frame. Upstream loss
+(:mod:`deal_ros.core.stream_loss`): frames each stream lost before it reached the recorder,
+counted from the camera's stamps; the status (``upstream_loss``, and a hint in ``message`` over
+2 %), the stop message and ``episode.yaml`` (``upstream``) report it.
+
 Detector boxes: with ``boxes_topic`` set (e.g. ``/deal_segmenter/instances`` of a segmenter
 running an instance bundle), each ``deal_ros/msg/InstanceArray`` received while recording adds
 its instances of at least ``boxes.min_score`` whose class is one of the episode's labels to
@@ -36,8 +45,10 @@ from sensor_msgs.msg import CameraInfo, Image
 from deal_ros.core.pairing import stamp_to_ns
 from deal_ros.episodes.keyframes import KeyframeSelector
 from deal_ros.episodes.meta import (
+    UPSTREAM_HINT_FRACTION,
     EpisodeError,
     EpisodeMeta,
+    upstream_line,
     validate_boxes,
     validate_labels,
 )
@@ -69,7 +80,7 @@ class RecorderNode(Node):
         self._meta: EpisodeMeta | None = None
         self._state = EpisodeStatus.STATE_IDLE
         self._message = ""
-        self._last: dict[str, Any] = {"frames": 0, "dropped": 0, "bytes": 0}
+        self._last: dict[str, Any] = {"frames": 0, "dropped": 0, "bytes": 0, "upstream": 0.0}
         self._box_counts: dict[str, int] = {}  # detector boxes of the episode, by fate
         self._status_pub = self.create_publisher(
             EpisodeStatus, "~/status", qos_profile("reliable", 10, "transient_local")
@@ -119,6 +130,26 @@ class RecorderNode(Node):
         )
         d("min_free_mb", 500.0, "Refuse to start an episode below this free space (MB)", (0.0, 1e9))
         d("drop_invalid_depth", True, "Drop pairs whose depth has no valid pixel")
+        d(
+            "max_clock_offset_s",
+            86400.0,
+            "Refuse frames stamped further than this from the node clock (1970, years ahead; "
+            "not under use_sim_time; 0 = no check)",
+            (0.0, 1e10),
+        )
+        d(
+            "stamp_jump_ms",
+            250.0,
+            "A stamp further than this from its stream's recent ones is a glitch, dropped "
+            "alone, unless the next frames follow it (a clock step, followed)",
+            (1.0, 1e7),
+        )
+        d(
+            "nominal_rate_hz",
+            0.0,
+            "Camera rate for the upstream-loss count (0 = from camera_info or the stamps)",
+            (0.0, 10000.0),
+        )
         d(
             "keyframes.enabled",
             False,
@@ -252,6 +283,7 @@ class RecorderNode(Node):
                 drop_invalid_depth=self._p("drop_invalid_depth"),
                 keyframes=self._keyframes(),
                 warn=self._throttle,
+                **self._stamp_options(),
             )
             async_writer.start()
             self._set_state(EpisodeStatus.STATE_RECORDING, "")
@@ -259,6 +291,18 @@ class RecorderNode(Node):
             f"recording episode '{writer.meta.episode_id}' labels {labels} to '{writer.directory}'"
         )
         return True, f"recording to {writer.directory}", writer.meta.episode_id
+
+    def _stamp_options(self) -> dict[str, Any]:
+        """The stamp gate's and the upstream-loss counter's settings (module doc)."""
+        offset = float(self._p("max_clock_offset_s"))
+        rate = float(self._p("nominal_rate_hz"))
+        return {
+            "clock": lambda: self.get_clock().now().nanoseconds,
+            "check_clock": offset > 0 and not self._p("use_sim_time"),
+            "max_clock_offset_ns": int(offset * 1e9),
+            "stamp_jump_ns": int(self._p("stamp_jump_ms") * 1e6),
+            "nominal_period_ns": int(1e9 / rate) if rate > 0 else None,
+        }
 
     def _p_labels(self) -> list[str]:
         try:
@@ -291,6 +335,11 @@ class RecorderNode(Node):
             f"episode '{meta.episode_id}' closed: {meta.frames} frames, "
             f"{meta.dropped_total} dropped {_drops(meta.dropped)}"
         )
+        if meta.clock_steps:
+            text += f"; followed {meta.clock_steps} camera clock step(s)"
+        upstream = upstream_line(meta.upstream)
+        if upstream:
+            text += f"; {upstream}"
         if self._topics_boxes:
             counts = self._box_counts
             text += (
@@ -306,6 +355,7 @@ class RecorderNode(Node):
             "frames": meta.frames,
             "dropped": session.dropped_total(),
             "bytes": meta.bytes,
+            "upstream": session.worst_upstream_loss(),
         }
 
     def _on_writer_closed(self, meta: EpisodeMeta, error: BaseException | None) -> None:
@@ -342,7 +392,10 @@ class RecorderNode(Node):
                     "frames": session.writer.frames,
                     "dropped": session.dropped_total(),
                     "bytes": session.writer.bytes_written,
+                    "upstream": session.worst_upstream_loss(),
                 }
+                if not msg.message:
+                    msg.message = _upstream_hint(session)
             else:
                 counts = self._last
         if meta is not None and (session is not None or self._state != EpisodeStatus.STATE_IDLE):
@@ -351,6 +404,7 @@ class RecorderNode(Node):
         msg.frames = min(int(counts["frames"]), 2**32 - 1)
         msg.dropped = min(int(counts["dropped"]), 2**32 - 1)
         msg.bytes = int(counts["bytes"])
+        msg.upstream_loss = float(counts["upstream"])
         return msg
 
     def publish_status(self) -> None:
@@ -380,6 +434,10 @@ class RecorderNode(Node):
         if meta is not None:
             response.episode_id, response.frames = meta.episode_id, meta.frames
             response.path = str(Path(self._p("episodes_dir")) / meta.episode_id)
+            response.dropped = min(int(meta.dropped_total), 2**32 - 1)
+            response.upstream_loss = max(
+                (float(s.get("loss", 0.0)) for s in meta.upstream.values()), default=0.0
+            )
         return response
 
     def close(self) -> None:
@@ -394,6 +452,17 @@ def _box_dict(roi: Any, label: str, frames: str | list[int] = "all") -> dict[str
     x0, y0 = int(roi.x_offset), int(roi.y_offset)
     return {"label": label, "x0": x0, "y0": y0, "x1": x0 + int(roi.width),
             "y1": y0 + int(roi.height), "frames": frames}  # fmt: skip
+
+
+def _upstream_hint(session: RecordingSession, min_frames: int = 30) -> str:
+    """The upstream-loss line for the status once a stream lost over 2 % of at least
+    ``min_frames`` expected frames (fewer make a noisy fraction), else ""."""
+    upstream = session.upstream_loss()
+    worst = max(
+        (s["loss"] for s in upstream.values() if s["received"] + s["missing"] >= min_frames),
+        default=0.0,
+    )
+    return upstream_line(upstream) if worst > UPSTREAM_HINT_FRACTION else ""
 
 
 def _drops(dropped: dict[str, int]) -> str:
