@@ -1,18 +1,24 @@
-"""RGB + depth Images through real rclpy, decoded with the core codec.
+"""RGB + depth Images through real rclpy, decoded with the core codec, and the shipped Fast DDS
+profile of the node executables.
 
 One test runs publisher and subscriber nodes in one process; one runs the publisher in another
-process with the shipped Fast DDS profile (config/fastdds_shm.xml), as on the robot.
+process with the shipped Fast DDS profile (config/fastdds_shm.xml), as on the robot. The node
+executables set that profile themselves when the user chose none (deal_ros.nodes.transport):
+checked on the variables and, in a real process, on its effect (the shared-memory segment the
+process maps), since Fast DDS reads the variable once, when rclpy makes its participant.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -20,11 +26,13 @@ from sensor_msgs.msg import Image
 
 from deal_ros.core.depth import depth_to_metres
 from deal_ros.core.image_codec import image_to_numpy, numpy_to_image
+from deal_ros.nodes.transport import find_fastdds_profile, use_shipped_profile
 
 from ros_image_publisher import frame
 from rosutil import spin_until, wait_for_subscribers
 
 HERE = Path(__file__).resolve().parent
+REPO_CONFIG = HERE.parent / "config"
 RGB_TOPIC = "/camera/camera/color/image_raw"
 DEPTH_TOPIC = "/camera/camera/aligned_depth_to_color/image_raw"
 
@@ -122,3 +130,107 @@ def test_two_processes_with_the_shipped_fastdds_profile(ros_context, repo_root):
             proc.kill()
         executor.shutdown()
         node.destroy_node()
+
+
+SHIPPED_SEGMENT = 64 << 20  # config/fastdds_shm.xml's segment_size
+PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def _bare_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARS}
+    env.update(extra)
+    return env
+
+
+def test_the_shipped_profile_is_set_only_when_the_user_chose_none(tmp_path, monkeypatch):
+    shipped = find_fastdds_profile()
+    assert shipped is not None and shipped.name == "fastdds_shm.xml"
+    monkeypatch.chdir(tmp_path)
+    env: dict[str, str] = {}
+    line = use_shipped_profile(env)
+    assert env == {"FASTRTPS_DEFAULT_PROFILES_FILE": str(shipped)}
+    assert line.startswith("transport: using the shipped Fast DDS profile") and str(shipped) in line
+    env = {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+    assert use_shipped_profile(env) and env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(shipped)
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<dds/>")
+    for name in PROFILE_VARS:  # the user's profile (Fast DDS 2 or 3 name) is left alone
+        env = {name: str(mine)}
+        assert use_shipped_profile(env) == "" and env == {name: str(mine)}
+    env = {"FASTRTPS_DEFAULT_PROFILES_FILE": str(tmp_path / "missing.xml")}
+    line = use_shipped_profile(env)  # left alone, but said: Fast DDS falls back to defaults
+    assert "is not a file" in line and env["FASTRTPS_DEFAULT_PROFILES_FILE"].endswith("missing.xml")
+    env = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}  # another RMW: nothing to do
+    assert use_shipped_profile(env) == "" and env == {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+    (tmp_path / "DEFAULT_FASTRTPS_PROFILES.xml").write_text("<dds/>")  # Fast DDS loads it itself
+    env = {}
+    assert use_shipped_profile(env) == "" and env == {}
+
+
+def _segments(pid: int) -> dict[str, int]:
+    """Bytes of every Fast DDS shared-memory segment the process maps (ports left out)."""
+    sizes: dict[str, int] = {}
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            parts = line.split()
+            name = parts[5] if len(parts) >= 6 else ""
+            if name.startswith("/dev/shm/fastrtps_") and "_port" not in name:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                sizes[name] = sizes.get(name, 0) + hi - lo
+    return sizes
+
+
+def _private_domain() -> str:
+    """A DDS domain of the child's own (not the test's): nothing else talks to it, so every
+    segment it maps is its own (a reader maps its writers' segments too)."""
+    return str(1 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + 37) % 101)
+
+
+@pytest.mark.parametrize("user_profile", [False, True], ids=["no-profile", "user-profile"])
+def test_the_executable_uses_the_shipped_profile_before_its_participant_starts(
+    tmp_path, user_profile
+):
+    """deal-segmenter started without a profile variable maps the shipped profile's 64 MB
+    segment (the variable took effect in its participant) and says so in one line; started
+    with the user's own profile (a 2 MB segment), it keeps that one and says nothing."""
+    import threading
+
+    env = _bare_env(ROS_DOMAIN_ID=_private_domain(), RCUTILS_LOGGING_BUFFERED_STREAM="0")
+    if user_profile:
+        mine = tmp_path / "mine.xml"
+        text = (REPO_CONFIG / "fastdds_shm.xml").read_text()
+        mine.write_text(text.replace(f">{SHIPPED_SEGMENT}<", f">{2 << 20}<"))
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(mine)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deal_ros.nodes.segmenter", "--ros-args", "-p", "stats_period:=0.0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    lines: list[str] = []
+    active = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.rstrip().endswith("]: active"):
+                active.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert active.wait(60.0), "".join(lines)  # the node and its participant exist
+        segments = _segments(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join(10)
+        assert proc.returncode == 0, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert segments, "no Fast DDS shared-memory segment mapped"
+    biggest = max(segments.values())
+    said = [line for line in lines if "transport:" in line]
+    if user_profile:
+        assert 2 << 20 <= biggest < SHIPPED_SEGMENT and said == [], (segments, said)
+    else:
+        assert biggest >= SHIPPED_SEGMENT, segments  # the default would be ~0.5 MB
+        assert len(said) == 1 and "using the shipped Fast DDS profile" in said[0]

@@ -19,6 +19,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -245,6 +246,10 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     except DealError as exc:
         rclpy.logging.get_logger("deal_ros").error(str(exc))
         code = 1
+    except (ParameterException, NameValidationException) as exc:  # e.g. -p stats_period:=0
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        rclpy.logging.get_logger("deal_ros").error(f"cannot start: {first}")
+        code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

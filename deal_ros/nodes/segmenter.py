@@ -514,6 +514,7 @@ class SegmenterNode(ManagedNode):
             state=self.lifecycle_state,
             received=self.slot.received,
             dropped=self.slot.dropped,
+            depth_received=self.depth_input.received,
             errors=dict(self.errors),
             provider=self.runtime.provider if self.runtime else "",
             model=str(self.runtime.bundle.path) if self.runtime else "",
