@@ -39,6 +39,7 @@ subscriptions into ``on_start``/``on_stop``, make outputs with
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -122,9 +123,19 @@ class ManagedNode(LifecycleNode):
         return ok
 
     def close(self) -> None:
-        """Run the shutdown transition from any primary state (idempotent)."""
-        if self.lifecycle_state in PRIMARY_STATES[:3]:
+        """Run the shutdown transition from any primary state (idempotent). When the
+        transition itself cannot run (the rclpy context is already gone), the hooks still do:
+        workers are never left running."""
+        state = self.lifecycle_state
+        if state not in PRIMARY_STATES[:3]:
+            return
+        try:
             self.trigger_shutdown()
+        except Exception as exc:  # e.g. the context shut down before the node
+            self.get_logger().warning(f"shutdown transition failed ({exc}); stopping anyway")
+            for hook in (self.on_stop, self.on_teardown, self.on_finish):
+                with contextlib.suppress(Exception):  # best effort: the process is going down
+                    hook()
 
     def destroy_node(self) -> None:
         self.close()
