@@ -166,3 +166,21 @@ def test_config_files_load_into_real_nodes(ros_context, config):
         )
         for name, value in wanted.items():
             assert loaded[name] == value, (config, name, loaded[name], value)
+
+
+def test_segmentation_launch_leaves_the_transport_to_the_node():
+    """The node sets the shipped Fast DDS profile itself when the user chose none
+    (deal_ros.nodes.transport); a launch file setting the variable would override the user's
+    own profile, so segmentation.launch.py does not."""
+    tree = _parse(LAUNCH / "segmentation.launch.py")
+    assert _calls(tree, "SetEnvironmentVariable") == []
+    arguments = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
+    assert {
+        "model",
+        "image",
+        "depth",
+        "camera_info",
+        "autostart",
+        "use_depth",
+        "cloud",
+    } <= arguments
