@@ -240,11 +240,12 @@ def kill9(context: Context, root: Path, seconds: float) -> None:
         session.close()
     path = root / "kill9" / reply.episode_id
     report = repair_episode(path)
-    # the driver's stamps follow the wall clock it publishes by: the pairs sent before the
-    # kill are those stamped before it (minus a few ms of transport)
+    # the pairs sent before the kill: those the driver published before it (its stamps run
+    # behind the wall clock by its start-up handshake; the manifest has the publish times)
     sent_log = json.loads(manifest.read_text())
-    rgb = {i for i, stamp in sent_log["rgb"] if stamp < killed_ns}
-    sent = len(rgb & {i for i, stamp in sent_log["depth"] if stamp < killed_ns})
+    before = {i for i, wall_ns in sent_log["published"] if wall_ns < killed_ns}
+    pairs = {i for i, _ in sent_log["rgb"]} & {i for i, _ in sent_log["depth"]}
+    sent = len(pairs & before)
     lost = max(0, sent - report.frames_kept)
     print(f"kill -9 after {seconds:.0f} s of 30 Hz {W}x{H}, then repair:")
     print(

@@ -92,9 +92,9 @@ def test_bad_messages_are_dropped_by_reason_and_recording_goes_on(tmp_path):
         "malformed": 2, "encoding": 1, "size": 0, "depth_all_invalid": 0, "stamp": 0
     }  # fmt: skip
     assert meta.dropped == {**dict.fromkeys(DROP_KEYS, 0), "invalid": 3, "out_of_order": 1}
-    assert rec.keys() == ["rgb:malformed", "rgb:layout", "depth:encoding", "rgb:backwards"]
+    assert rec.keys() == ["rgb:malformed", "rgb:layout_step", "depth:encoding", "rgb:backwards"]
     lines = dict(rec.warnings)
-    assert lines["rgb:layout"] == (
+    assert lines["rgb:layout_step"] == (
         "dropped rgb frame: image '/cam/rgb': rgb8 expects step >= 48 bytes "
         "(width 16 x 3 bytes), got 20"
     )

@@ -1,13 +1,9 @@
 """The recorder node in its own process, fed by a camera driver process, driven through its
-real services: RealSense-like streams, kill -9 + repair, bad input and a 3x flood, a full disk."""
+real services (RealSense-like streams), and in this process (keyframes, operator and detector
+boxes). Faults and bad input: test_faults_recorder.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,143 +12,22 @@ import numpy as np
 import pytest
 from mcap.reader import make_reader
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from recorder_process import driver, finish, go, manifest, recorder_factory
 from rosbags.rosbag2 import Reader
 
-from deal_ros.cli import main as deal
 from deal_ros.episodes.meta import BAG_TOPICS, load_meta
 from deal_ros.episodes.store import Episode
-from deal_ros.msg import EpisodeStatus
-from deal_ros.srv import StartEpisode, StopEpisode
+from deal_ros.srv import StartEpisode
 
 from rosutil import spin_until
 
-TEST_DIR = Path(__file__).parent
 NS = 1_000_000_000
 PACE = 50_000_000  # the in-process tests publish a frame every 50 ms, stamped so
 
 
-class Recorder:
-    """A ``deal-recorder`` process with a unique node name and topics, and a client node in the
-    test process for its services and status."""
-
-    def __init__(self, context, tmp_path: Path, episodes_dir: Path, **params) -> None:
-        self.tag = uuid.uuid4().hex[:8]
-        self.name = f"rec_{self.tag}"
-        self.topics = {k: f"/t{self.tag}/{k}" for k in ("rgb", "depth", "info")}
-        self.episodes_dir = episodes_dir
-        self.log = tmp_path / f"{self.name}.log"
-        args = {
-            "episodes_dir": str(episodes_dir),
-            "rgb_topic": self.topics["rgb"],
-            "depth_topic": self.topics["depth"],
-            "camera_info_topic": self.topics["info"],
-            "min_free_mb": 1.0,
-            **params,
-        }
-        cmd = [sys.executable, "-m", "deal_ros.nodes.recorder", "--ros-args"]
-        cmd += ["-r", f"__node:={self.name}"]
-        for key, value in args.items():
-            cmd += ["-p", f"{key}:={value}"]
-        self._log_file = self.log.open("w")
-        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT)
-        import rclpy
-
-        self.node = rclpy.create_node(f"client_{self.tag}", context=context)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.statuses: list[EpisodeStatus] = []
-        qos = QoSProfile(depth=50, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.node.create_subscription(
-            EpisodeStatus, f"/{self.name}/status", self.statuses.append, qos
-        )
-        self.start_cli = self.node.create_client(StartEpisode, f"/{self.name}/start_episode")
-        self.stop_cli = self.node.create_client(StopEpisode, f"/{self.name}/stop_episode")
-        self._closed = False
-
-    def output(self) -> str:
-        if not self._log_file.closed:
-            self._log_file.flush()
-        return self.log.read_text()
-
-    def call(self, client, request, timeout: float = 30.0):
-        assert client.wait_for_service(timeout_sec=30), self.output()
-        future = client.call_async(request)
-        assert spin_until(self.executor, future.done, timeout), "service call timed out"
-        return future.result()
-
-    def start(self, labels=("mug",), name: str = ""):
-        return self.call(self.start_cli, StartEpisode.Request(labels=list(labels), name=name))
-
-    def stop(self):
-        return self.call(self.stop_cli, StopEpisode.Request())
-
-    def wait_status(self, predicate, timeout: float = 20.0) -> EpisodeStatus:
-        found: list[EpisodeStatus] = []
-
-        def check() -> bool:
-            found[:] = [s for s in self.statuses if predicate(s)]
-            return bool(found)
-
-        assert spin_until(self.executor, check, timeout), [self.statuses[-3:], self.output()]
-        return found[-1]
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log_file.close()
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
 @pytest.fixture
 def recorders(ros_context, tmp_path):
-    made: list[Recorder] = []
-
-    def make(episodes_dir: Path | None = None, **params) -> Recorder:
-        rec = Recorder(ros_context, tmp_path, episodes_dir or tmp_path / "episodes", **params)
-        made.append(rec)
-        return rec
-
-    yield make
-    for rec in made:
-        rec.close()
-
-
-def driver(rec: Recorder, tmp_path: Path, *args: str) -> subprocess.Popen:
-    """Start a camera driver process now (it starts up while the recorder does); it publishes
-    once :func:`go` is called."""
-    cmd = [sys.executable, str(TEST_DIR / "recorder_driver.py"), "--node-name", f"d{rec.tag}"]
-    cmd += ["--rgb-topic", rec.topics["rgb"], "--depth-topic", rec.topics["depth"]]
-    cmd += ["--manifest", str(tmp_path / f"manifest_{rec.tag}.json"), "--wait-go", *args]
-    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-
-def go(cam: subprocess.Popen) -> None:
-    assert cam.stdout.readline().strip() == "ready", "the driver found no subscriber"
-    cam.stdin.write("go\n")
-    cam.stdin.flush()
-
-
-def finish(proc: subprocess.Popen, timeout: float = 60.0) -> int:
-    try:
-        return proc.wait(timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-
-
-def manifest(rec: Recorder, tmp_path: Path) -> dict:
-    return json.loads((tmp_path / f"manifest_{rec.tag}.json").read_text())
+    yield from recorder_factory(ros_context, tmp_path)
 
 
 def test_records_realsense_streams_from_another_process(recorders, tmp_path):
@@ -218,127 +93,6 @@ def test_records_realsense_streams_from_another_process(recorders, tmp_path):
     with next(episode.bag_dir.glob("*.mcap")).open("rb") as f:
         topics = [c.topic for _s, c, _m in make_reader(f).iter_messages()]
     assert topics.count(BAG_TOPICS["depth"]) == len(expected)
-
-
-def test_kill9_mid_episode_then_repair(recorders, tmp_path, capsys):
-    rec = recorders()
-    cam = driver(rec, tmp_path, "--count", "400", "--width", "160", "--height", "120")
-    try:
-        assert rec.start(["cup"], name="crash").success
-        go(cam)
-        status = rec.wait_status(lambda s: s.frames >= 45, timeout=30)
-        os.kill(rec.proc.pid, signal.SIGKILL)
-        rec.proc.wait(10)
-    finally:
-        cam.kill()
-        cam.wait(10)
-    episode = Episode(rec.episodes_dir / "crash")
-    assert episode.state == "interrupted"
-    assert deal(["episodes", "repair", str(episode.path)]) == 0
-    assert "crash: repaired, kept" in capsys.readouterr().out
-    kept = load_meta(episode.path).frames
-    print(f"kill -9: status said {status.frames} frames, repair kept {kept}")
-    assert status.frames - 30 <= kept  # at most ~1 s at 30 Hz lost
-    assert len(list(Episode(episode.path).frames())) == kept
-
-
-def test_bad_input_and_a_3x_flood_are_counted_not_fatal(recorders, tmp_path):
-    rec = recorders()
-    bad = "encoding:10,size:20,backwards:30,invalid_depth:40"
-    cam = driver(
-        rec,
-        tmp_path,
-        "--count",
-        "180",
-        "--rate",
-        "90",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--jitter-ms",
-        "1",
-        "--inject",
-        bad,
-    )
-    try:
-        assert rec.start(["mug"], name="flood").success
-        go(cam)
-        assert finish(cam) == 0
-    finally:
-        cam.kill()
-        cam.wait(10)
-    # every frame sent is accounted for before the stop: 176 good pairs (written or behind)
-    # and the 4 injected frames, one drop each (per pair), less the last pair, held until stop
-    # flushes it
-    rec.wait_status(lambda s: s.state == "recording" and s.frames + s.dropped >= 179)
-    reply = rec.stop()
-    assert reply.success, reply.message
-    meta = load_meta(reply.path)
-    assert meta.invalid == {
-        "malformed": 0, "encoding": 1, "size": 1, "depth_all_invalid": 1, "stamp": 0
-    }  # fmt: skip
-    assert meta.dropped["stamp_jump"] == 1 and meta.dropped["no_match"] == 0  # per pair
-    assert meta.dropped["out_of_order"] == 0
-    behind = meta.dropped["writer_behind"] + meta.dropped["queue_full"]
-    assert meta.frames + behind == 176, meta.dropped
-    assert reply.dropped == meta.dropped_total
-    assert rec.wait_status(lambda s: s.state == "idle").dropped == meta.dropped_total
-    assert rec.start(["mug"], name="after").success  # still alive and recording
-    assert rec.stop().success
-    rec.close()
-    log = rec.output()
-    for line in (
-        "encoding '8UC2' is not supported; expected one of rgb8, bgr8, mono8",
-        "rgb is 320x240 but depth is 160x120 (depth must be aligned to colour)",
-        "a stamp glitch, dropped alone; the episode goes on",
-        "has no valid pixel (all 0/NaN)",
-        "episode 'flood' closed: 176 frames" if behind == 0 else "episode 'flood' closed:",
-    ):
-        assert line in log, log
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the disk-full test: {result.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_disk_full_closes_episode_and_refuses_until_space_is_back(recorders, tmp_path, tiny_disk):
-    rec = recorders(tiny_disk, min_free_mb=2.0, reserve_kb=128)
-    cam = driver(rec, tmp_path, "--count", "300", "--width", "160", "--height", "120")
-    try:
-        assert rec.start(["mug"], name="full").success
-        go(cam)
-        error = rec.wait_status(lambda s: s.state == "error", timeout=30)
-    finally:
-        cam.kill()
-        cam.wait(10)
-    assert error.message.startswith("disk full: episode 'full' closed with")
-    assert "No space left on device" in error.message and error.episode_id == "full"
-    meta = load_meta(tiny_disk / "full")
-    assert meta.state == "complete" and meta.stop_reason == "disk_full" and meta.frames > 5
-    assert len(list(Episode(tiny_disk / "full").frames())) == meta.frames
-    refused = rec.start(["mug"], name="next")
-    assert not refused.success and "not enough free space" in refused.message
-    n = len(rec.statuses)
-    rec.wait_status(lambda s: rec.statuses.index(s) >= n and s.state == "error")  # alive
-    subprocess.run(["rm", "-rf", str(tiny_disk / "full")], check=True)
-    assert rec.start(["mug"], name="next").success  # space is back
-    assert rec.wait_status(lambda s: s.state == "recording").message == ""
-    assert rec.stop().success
-    assert "disk full: episode 'full' closed" in rec.output()
 
 
 class InProcess:

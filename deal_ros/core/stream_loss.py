@@ -42,15 +42,29 @@ class StreamLoss:
     def __init__(self, nominal_period_ns: int | None = None) -> None:
         self.nominal_period_ns = nominal_period_ns
         self.received = 0
-        self.missing = 0
+        self._gaps = 0  # frames missing between stamps that arrived
+        self.unstamped = 0  # frames that arrived with no readable stamp (they fill a gap)
         self._last: int | None = None
         self._recent: deque[int] = deque(maxlen=_WINDOW)
         self._uncounted: list[int] = []
+        self._estimate: int | None = None  # robust_period_ns of _recent, every 16 intervals
+        self._since = 0
         self.hint_period_ns: int | None = None  # e.g. the camera_info stream's estimate
 
     @property
     def period_ns(self) -> int | None:
-        return self.nominal_period_ns or self.hint_period_ns or robust_period_ns(self._recent)
+        return self.nominal_period_ns or self.hint_period_ns or self._estimate
+
+    @property
+    def missing(self) -> int:
+        """Frames lost before they arrived: the gaps, less those filled by frames that came
+        without a readable stamp."""
+        return max(0, self._gaps - self.unstamped)
+
+    def add_unstamped(self) -> None:
+        """A frame arrived whose stamp could not be read (not CDR)."""
+        self.received += 1
+        self.unstamped += 1
 
     @property
     def expected(self) -> int:
@@ -73,14 +87,17 @@ class StreamLoss:
             return
         interval = stamp_ns - last
         self._recent.append(interval)
+        self._since += 1
+        if self._estimate is None or self._since >= 16:
+            self._estimate, self._since = robust_period_ns(self._recent), 0
         period = self.period_ns
         if period is None:
             self._uncounted.append(interval)
             return
         for iv in self._uncounted:
-            self.missing += self._gap(iv, period)
+            self._gaps += self._gap(iv, period)
         self._uncounted = []
-        self.missing += self._gap(interval, period)
+        self._gaps += self._gap(interval, period)
 
     def restart(self) -> None:
         """The stream's clock stepped: the next interval is not a gap."""

@@ -56,6 +56,13 @@ def _seconds(ns: int) -> str:
     return f"{ns / _NS:.3f} s"
 
 
+def _layout_key(header: CdrImage, row_bytes: int) -> str:
+    """The warning key of a bad layout, one per kind (the throttled log shows each kind)."""
+    if header.height <= 0 or header.width <= 0:
+        return "layout"  # zero size
+    return "layout_step" if header.step < row_bytes else "layout_data"
+
+
 @dataclass
 class _Image:
     header: CdrImage
@@ -187,8 +194,10 @@ class RecordingSession:
 
     def _arrived(self, stream: str, stamp: int | None) -> None:
         """A frame that reached the recorder though it was dropped: not lost upstream."""
-        if stamp is not None:
-            with self._lock:
+        with self._lock:
+            if stamp is None:
+                self.upstream[stream].add_unstamped()
+            else:
                 self.upstream[stream].add(stamp)
 
     def on_image(self, stream: str, raw: Any) -> None:
@@ -211,12 +220,12 @@ class RecordingSession:
                 f"supported; expected one of {', '.join(_ALLOWED[stream])}",
             )
             return
+        spec = image_spec(header.encoding, name=topic)  # every allowed encoding is known
         try:
-            spec = image_spec(header.encoding, name=topic)
             check_layout(spec, header.height, header.width, header.step, header.nbytes, name=topic)
         except ImageFormatError as exc:
-            line = f"dropped {stream} frame: {exc}"
-            self._reject(stream, stamp, "malformed", f"{stream}:layout", line)
+            key = f"{stream}:{_layout_key(header, spec.row_bytes(max(header.width, 0)))}"
+            self._reject(stream, stamp, "malformed", key, f"dropped {stream} frame: {exc}")
             return
         now = self.clock() if self.clock is not None else stamp
         with self._lock:
@@ -241,6 +250,9 @@ class RecordingSession:
             if last is not None and first <= last:  # the new clock is behind: start over
                 for pair in self.pairer.restart():
                     self._pair(pair)
+        period = self.upstream[stream].period_ns
+        if period:  # instants of different streams within half a frame are one
+            self.ledger.tolerance_ns = max(self.slop_ns, period // 2)
         for stamp, image in result.accepted:
             self.upstream[stream].add(stamp)
             for pair in self.pairer.push(stream, stamp, image):
