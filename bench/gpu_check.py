@@ -16,7 +16,7 @@ On a machine with an NVIDIA GPU:
 
 Without CUDA it runs what it can (CPU provider, CPU training) and says in the JSON what it
 skipped and why, so CI keeps the script working (``--quick``: tiny models and sizes, seconds
-of work; test/test_gpu_check.py runs it). Only the public commands (``deal train``,
+of work; test/bench/test_gpu_check.py runs it). Only the public commands (``deal train``,
 ``deal export``, in-process through ``deal_ros.cli.main``) and the stable runtime API
 (``deal_ros.infer.Runtime``) are used, so training-code reorganisations do not break it.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from mcap.reader import make_reader
 from mcap.stream_reader import StreamReader, breakup_chunk
-from rosbags.rosbag2 import Reader
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from deal_ros.episodes.mcap_writer import McapBagWriter
@@ -184,3 +184,20 @@ def rosbags_messages(bag_dir: Path) -> set[tuple[str, int, bytes]]:
     """Every message as (topic, log time, data), read with rosbags (metadata.yaml + MCAP)."""
     with Reader(bag_dir) as reader:
         return {(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()}
+
+
+def rosbags_bag(path, frames: int = 12):
+    """A plain MCAP bag written by rosbags (CRC 0: nothing to check), ~1 chunk per 4 frames."""
+    sent = []
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        rgb = writer.add_connection("/camera/camera/color/image_raw", IMAGE, typestore=STORE)
+        depth = writer.add_connection(
+            "/camera/camera/aligned_depth_to_color/image_raw", IMAGE, typestore=STORE
+        )
+        for i in range(frames):
+            pixels = np.full((240, 320, 3), i, np.uint8)
+            mm = np.full((240, 320), 500 + i, np.uint16)
+            writer.write(rgb, stamp_of(i), image_bytes(pixels, "rgb8", stamp_of(i)))
+            writer.write(depth, stamp_of(i) + 1, image_bytes(mm, "16UC1", stamp_of(i)))
+            sent.append(i)
+    return sent

@@ -1,5 +1,5 @@
 """A ``deal-recorder`` process and a camera driver process for the tests that drive the
-recorder through its real services (test_recorder_node.py, test_faults_recorder.py).
+recorder through its real services (nodes/test_recorder.py, faults/test_recorder.py).
 
 ``DEAL_TEST_DDS_PROFILE=none`` in the environment starts both processes WITHOUT the shipped
 Fast DDS profile (``FASTRTPS_DEFAULT_PROFILES_FILE`` removed from their environment), as a user

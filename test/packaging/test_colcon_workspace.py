@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from paths import REPO
+
 VENV = Path(sys.prefix)
 EXECUTABLES = {
     "deal-recorder": "deal_recorder",
@@ -57,7 +59,7 @@ def workspace(tmp_path_factory) -> Path:
     colcon = VENV / "bin" / "colcon"
     if not colcon.is_file():
         pytest.fail("colcon is not in the venv: make setup installs colcon-common-extensions")
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     ws = tmp_path_factory.mktemp("ws")
     src = ws / "src" / "deal_ros"
     for rel in _tracked_files(repo):

@@ -9,6 +9,14 @@ import struct
 import numpy as np
 import pytest
 import yaml
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from deal_ros.episodes import mcap_format as fmt
+from deal_ros.episodes.bag_metadata import bag_metadata
+from deal_ros.episodes.mcap_recover import McapError, scan_mcap
+from deal_ros.episodes.mcap_summary import finalize_mcap
+from deal_ros.episodes.meta import BAG_TOPICS
+
 from mcap_fixtures import (
     IMAGE,
     STORE,
@@ -21,13 +29,6 @@ from mcap_fixtures import (
     stream_records,
     write_bag,
 )
-from rosbags.rosbag2 import StoragePlugin, Writer
-
-from deal_ros.episodes import mcap_format as fmt
-from deal_ros.episodes.bag_metadata import bag_metadata
-from deal_ros.episodes.mcap_recover import McapError, scan_mcap
-from deal_ros.episodes.mcap_summary import finalize_mcap
-from deal_ros.episodes.meta import BAG_TOPICS
 
 
 def _finalized_and_torn(tmp_path, **kw):

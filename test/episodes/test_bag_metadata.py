@@ -4,7 +4,6 @@ metadata.yaml rosbags itself writes for the same bag."""
 from __future__ import annotations
 
 import yaml
-from mcap_fixtures import IMAGE, frame_bytes, stamp_of, write_bag
 from rosbags.interfaces import (
     Qos,
     QosDurability,
@@ -18,6 +17,8 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from deal_ros.episodes.bag_metadata import ROSBAG2_VERSION, bag_metadata
 from deal_ros.episodes.mcap_recover import scan_mcap
+
+from mcap_fixtures import IMAGE, frame_bytes, stamp_of, write_bag
 
 THING = "my_pkg/msg/Thing"  # a type the Jazzy typestore does not know
 

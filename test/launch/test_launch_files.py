@@ -10,7 +10,8 @@ import pytest
 import tomllib
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import REPO
+
 LAUNCH = REPO / "launch"
 
 

@@ -223,11 +223,10 @@ def test_info_names_chunks_failing_their_crc(tmp_path, capsys):
 
 
 def test_repair_bag_makes_a_torn_plain_bag_valid(tmp_path, capsys):
-    from mcap_fixtures import chunk_groups, rosbags_messages
-    from test_episodes_mcap_reader import _rosbags_bag
+    from mcap_fixtures import chunk_groups, rosbags_bag, rosbags_messages
 
     bag = tmp_path / "plain"
-    _rosbags_bag(bag)
+    rosbags_bag(bag)
     mcap = next(bag.glob("*.mcap"))
     groups = chunk_groups(mcap)
     mcap.write_bytes(mcap.read_bytes()[: groups[1][0] + 5000])  # two whole chunks kept

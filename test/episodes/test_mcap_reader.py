@@ -8,16 +8,21 @@ from __future__ import annotations
 import logging
 import shutil
 
-import numpy as np
 import pytest
-from mcap_fixtures import IMAGE, STORE, chunk_groups, frame_bytes, image_bytes, stamp_of
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import Reader
 
 from deal_ros.data.adapters.base import DatasetError
 from deal_ros.data.registry import build_dataset
 from deal_ros.episodes.bag_io import BagError, BagFrameReader, FrameTopics, open_bag
 from deal_ros.episodes.mcap_reader import REPAIR_COMMAND
 from deal_ros.episodes.store import Episode, EpisodeStore
+
+from mcap_fixtures import (
+    chunk_groups,
+    frame_bytes,
+    rosbags_bag,
+    stamp_of,
+)
 
 
 def _episode(tmp_path, frames: int = 6) -> Episode:
@@ -83,26 +88,9 @@ def test_datasets_never_train_on_a_chunk_failing_its_crc(tmp_path):
     assert int(ds[0].rgb[0, 0, 0]) == 0
 
 
-def _rosbags_bag(path, frames: int = 12):
-    """A plain MCAP bag written by rosbags (CRC 0: nothing to check), ~1 chunk per 4 frames."""
-    sent = []
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        rgb = writer.add_connection("/camera/camera/color/image_raw", IMAGE, typestore=STORE)
-        depth = writer.add_connection(
-            "/camera/camera/aligned_depth_to_color/image_raw", IMAGE, typestore=STORE
-        )
-        for i in range(frames):
-            pixels = np.full((240, 320, 3), i, np.uint8)
-            mm = np.full((240, 320), 500 + i, np.uint16)
-            writer.write(rgb, stamp_of(i), image_bytes(pixels, "rgb8", stamp_of(i)))
-            writer.write(depth, stamp_of(i) + 1, image_bytes(mm, "16UC1", stamp_of(i)))
-            sent.append(i)
-    return sent
-
-
 def test_rosbags_written_bags_read_the_same_through_our_reader(tmp_path):
     bag = tmp_path / "plain"
-    _rosbags_bag(bag)
+    rosbags_bag(bag)
     with Reader(bag) as reader:
         theirs = [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
     source = open_bag(bag)
@@ -114,7 +102,7 @@ def test_rosbags_written_bags_read_the_same_through_our_reader(tmp_path):
 
 def test_a_torn_plain_bag_reads_what_is_readable_and_names_the_repair(tmp_path, caplog):
     bag = tmp_path / "plain"
-    _rosbags_bag(bag)
+    rosbags_bag(bag)
     mcap = next(bag.glob("*.mcap"))
     groups = chunk_groups(mcap)
     assert len(groups) >= 3

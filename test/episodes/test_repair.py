@@ -14,6 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 from mcap.reader import make_reader
+from rosbags.rosbag2 import Reader
+
+from deal_ros.episodes import mcap_format as fmt
+from deal_ros.episodes.mcap_writer import McapBagWriter
+from deal_ros.episodes.meta import BAG_TOPICS, EpisodeError
+from deal_ros.episodes.repair import dir_bytes, find_mcap, recover_bag
+
 from mcap_fixtures import (
     IMAGE,
     STORE,
@@ -24,12 +31,7 @@ from mcap_fixtures import (
     stamp_of,
     write_bag,
 )
-from rosbags.rosbag2 import Reader
-
-from deal_ros.episodes import mcap_format as fmt
-from deal_ros.episodes.mcap_writer import McapBagWriter
-from deal_ros.episodes.meta import BAG_TOPICS, EpisodeError
-from deal_ros.episodes.repair import dir_bytes, find_mcap, recover_bag
+from paths import TEST_DIR
 
 _KILLED_WRITER = textwrap.dedent(
     """
@@ -82,7 +84,7 @@ def _check_consistent(bag_dir: Path, frames: int) -> None:
 
 def test_a_killed_writer_loses_nothing_it_synced(tmp_path):
     bag = tmp_path / "bag"
-    script = _KILLED_WRITER.format(test_dir=str(Path(__file__).parent), bag=str(bag))
+    script = _KILLED_WRITER.format(test_dir=str(TEST_DIR), bag=str(bag))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     durable = 0
     try:

@@ -1,6 +1,6 @@
 """package.xml declares what the robot-side code imports, with rosdep keys that resolve on noble.
 
-The resolutions come from test/data/rosdep_noble.yaml (a copy of the public rosdistro database:
+The resolutions come from test/packaging/rosdep_noble.yaml (a copy of the public rosdistro database:
 no network here); the imports are read from the source with ``ast`` (nothing is run).
 """
 
@@ -42,7 +42,7 @@ def package(repo_root: Path) -> dict[str, set[str]]:
 
 @pytest.fixture
 def rosdep(repo_root: Path) -> dict:
-    return yaml.safe_load((repo_root / "test/data/rosdep_noble.yaml").read_text())
+    return yaml.safe_load((repo_root / "test/packaging/rosdep_noble.yaml").read_text())
 
 
 def _third_party_imports(path: Path) -> set[str]:

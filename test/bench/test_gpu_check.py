@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import REPO
 
 
 def test_gpu_check_quick_runs_on_cpu_and_says_what_it_skipped(tmp_path):

@@ -34,6 +34,7 @@ from deal_ros.episodes.store import (
     repair_episode,
 )
 
+from paths import TEST_DIR
 from recorder_driver import serialized_info, serialized_pair
 
 NS = 1_000_000_000
@@ -223,7 +224,7 @@ _CRASH_WRITER = textwrap.dedent(
 def test_kill9_while_writing_loses_at_most_one_sync_interval(tmp_path):
     """A real writer process killed with SIGKILL: repair keeps every frame that was
     checkpointed (at most ~0.2 s + the pending chunk are lost)."""
-    script = _CRASH_WRITER.format(test_dir=str(Path(__file__).parent), root=str(tmp_path))
+    script = _CRASH_WRITER.format(test_dir=str(TEST_DIR), root=str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     durable = 0
     try:

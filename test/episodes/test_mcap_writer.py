@@ -7,6 +7,13 @@ import numpy as np
 import pytest
 import yaml
 from mcap.reader import make_reader
+from rosbags.rosbag2 import Reader
+
+from deal_ros import __version__
+from deal_ros.episodes.mcap_recover import scan_mcap
+from deal_ros.episodes.mcap_writer import McapBagWriter
+from deal_ros.episodes.meta import BAG_TOPICS, EpisodeError
+
 from mcap_fixtures import (
     CAMERA_INFO,
     IMAGE,
@@ -20,12 +27,6 @@ from mcap_fixtures import (
     stream_records,
     write_bag,
 )
-from rosbags.rosbag2 import Reader
-
-from deal_ros import __version__
-from deal_ros.episodes.mcap_recover import scan_mcap
-from deal_ros.episodes.mcap_writer import McapBagWriter
-from deal_ros.episodes.meta import BAG_TOPICS, EpisodeError
 
 
 def _sent(frames: int, info_every: int = 0) -> set[tuple[str, int, bytes]]:
@@ -180,9 +181,10 @@ def test_every_crc_the_format_has_is_written(tmp_path):
     import zlib
 
     from mcap.stream_reader import StreamReader
-    from mcap_fixtures import records
 
     from deal_ros.episodes import mcap_format as fmt
+
+    from mcap_fixtures import records
 
     writer = write_bag(tmp_path / "bag", frames=5, chunk_bytes=1, info_every=2)
     writer.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mcap_fixtures import NS, frame_arrays, frame_bytes, image_bytes, info_bytes, stamp_of
 from rosbags.rosbag2 import Reader
 
 from deal_ros.episodes.keyframes import KeyframeSelector
 from deal_ros.episodes.meta import DROP_KEYS, load_meta
 from deal_ros.episodes.recording import RecordingSession
 from deal_ros.episodes.store import AsyncEpisodeWriter, Episode, EpisodeStore
+
+from mcap_fixtures import NS, frame_arrays, frame_bytes, image_bytes, info_bytes, stamp_of
 
 TOPICS = {"rgb": "/cam/rgb", "depth": "/cam/depth"}
 MS = 1_000_000

@@ -48,8 +48,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mcap_fixtures import chunk_groups, rosbags_messages
-from recorder_process import driver, finish, go, manifest, recorder_factory
 
 from deal_ros.cli import main as deal
 from deal_ros.data.registry import build_dataset
@@ -57,6 +55,9 @@ from deal_ros.episodes.bag_io import BagError
 from deal_ros.episodes.meta import load_meta
 from deal_ros.episodes.store import Episode
 from deal_ros.srv import StartEpisode
+
+from mcap_fixtures import chunk_groups, rosbags_messages
+from recorder_process import driver, finish, go, manifest, recorder_factory
 
 W, H = "848", "480"
 

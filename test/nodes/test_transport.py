@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,10 +27,11 @@ from deal_ros.core.depth import depth_to_metres
 from deal_ros.core.image_codec import image_to_numpy, numpy_to_image
 from deal_ros.nodes.transport import find_fastdds_profile, use_shipped_profile
 
+from paths import TEST_DIR
 from ros_image_publisher import frame
 from rosutil import spin_until, wait_for_subscribers
 
-HERE = Path(__file__).resolve().parent
+HERE = TEST_DIR  # ros_image_publisher.py lives there
 REPO_CONFIG = HERE.parent / "config"
 RGB_TOPIC = "/camera/camera/color/image_raw"
 DEPTH_TOPIC = "/camera/camera/aligned_depth_to_color/image_raw"

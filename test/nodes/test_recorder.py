@@ -1,6 +1,6 @@
 """The recorder node in its own process, fed by a camera driver process, driven through its
 real services (RealSense-like streams), and in this process (keyframes, operator and detector
-boxes). Faults and bad input: test_faults_recorder.py."""
+boxes). Faults and bad input: faults/test_recorder.py."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from mcap.reader import make_reader
 from rclpy.executors import SingleThreadedExecutor
-from recorder_process import driver, finish, go, manifest, recorder_factory
 from rosbags.rosbag2 import Reader
 
 from deal_ros.episodes.meta import BAG_TOPICS, load_meta
 from deal_ros.episodes.store import Episode
 from deal_ros.srv import StartEpisode
 
+from recorder_process import driver, finish, go, manifest, recorder_factory
 from rosutil import spin_until
 
 NS = 1_000_000_000
