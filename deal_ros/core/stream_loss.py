@@ -6,11 +6,13 @@ middleware, a driver that skipped). :class:`StreamLoss` counts them per stream: 
 frames of ``received + missing`` expected, as a :attr:`~StreamLoss.fraction`.
 
 The period (our choice): the nominal one when known (a parameter, or the camera_info stream's
-own estimate: camera_info is small and rarely lost), else estimated from the stream's recent
+own estimate: camera_info is small and rarely lost), else estimated from the stream's last 256
 intervals robustly against loss itself: the median of the intervals no longer than 1.5x their
-20th percentile (with 70 % of the frames lost at random, a fifth of the intervals is still a
-single period). Each interval counts ``round(interval / period) - 1`` missing frames once the
-period is known (the first intervals wait for it, then count). A clock step (the stamp gate
+5th percentile (with 90 % of the frames lost at random, a tenth of the intervals is still a
+single period: measured, best-effort QoS without the shared-memory profile lost 90 % of an
+848x480 depth stream here, and a 20th percentile then read two periods as one). Each
+interval counts ``round(interval / period) - 1`` missing frames once the period is known (the
+first intervals wait for it, then count). A clock step (the stamp gate
 says so) starts over without counting the step as a gap.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 __all__ = ["StreamLoss", "robust_period_ns"]
 
 _MIN_INTERVALS = 8
-_WINDOW = 64
+_WINDOW = 256
 
 
 def robust_period_ns(intervals: list[int] | np.ndarray) -> int | None:
@@ -32,7 +34,7 @@ def robust_period_ns(intervals: list[int] | np.ndarray) -> int | None:
     iv = iv[iv > 0]
     if iv.size < _MIN_INTERVALS:
         return None
-    low = np.percentile(iv, 20)
+    low = np.percentile(iv, 5)
     return int(np.median(iv[iv <= 1.5 * low]))
 
 

@@ -67,6 +67,7 @@ def _layout_key(header: CdrImage, row_bytes: int) -> str:
 class _Image:
     header: CdrImage
     raw: Any
+    expected: int | None = None  # the stamp the stream's cadence expected (see _expected)
 
 
 class RecordingSession:
@@ -121,6 +122,7 @@ class RecordingSession:
         self.keyframe_skips = 0
         self._valid_sum = 0.0
         self._valid_n = 0
+        self._arrival: dict[str, int] = {}  # node clock at the last accepted frame, per stream
         self._lock = threading.RLock()
 
     # ---------------------------------------------------------------- counters
@@ -229,12 +231,28 @@ class RecordingSession:
             return
         now = self.clock() if self.clock is not None else stamp
         with self._lock:
-            result = self.gates[stream].offer(stamp, now, _Image(header, raw))
+            image = _Image(header, raw, self._expected(stream, now))
+            result = self.gates[stream].offer(stamp, now, image)
+            if result.accepted:
+                self._arrival[stream] = now
             self._gate_result(stream, topic, result)
 
+    def _expected(self, stream: str, now: int) -> int | None:
+        """The stamp a frame arriving ``now`` should carry by its stream's cadence: the last
+        accepted stamp plus the periods since it arrived (at least one). What the ledger files
+        a dropped stamp under, so that its partner on the other stream, which carries the
+        right stamp, is the same lost frame (an estimate from the arrival time alone moves
+        with the transport's latency)."""
+        last, arrival = self.gates[stream].last, self._arrival.get(stream)
+        period = self.upstream[stream].period_ns
+        if last is None or arrival is None or not period:
+            return None
+        return last + period * max(1, round((now - arrival) / period))
+
     def _gate_result(self, stream: str, topic: str, result: GateResult) -> None:
-        for stamp, _item, reason, detail, estimate in result.dropped:
-            self._stamp_drop(stream, topic, stamp, reason, detail, estimate)
+        for stamp, item, reason, detail, estimate in result.dropped:
+            expected = item.expected if item.expected is not None else estimate
+            self._stamp_drop(stream, topic, stamp, reason, detail, expected)
         if result.step_ns:
             self.warn(
                 f"{stream}:clock_step",
