@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -155,6 +156,7 @@ class ThrottledLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.lines: deque[str] = deque(maxlen=100)  # the last lines logged (tests, stats)
 
     def __call__(self, key: str, message: str, level: str = "warning") -> bool:
         now = time.monotonic()
@@ -166,6 +168,7 @@ class ThrottledLog:
             self._last[key] = now
             more = self._suppressed.pop(key, 0)
         suffix = f" ({more} more like this in the last {self.period_s:g} s)" if more else ""
+        self.lines.append(message + suffix)
         getattr(self.logger, level)(message + suffix)
         return True
 
@@ -179,6 +182,7 @@ class BurstLog:
         self.logger = logger
         self._count: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.lines: deque[str] = deque(maxlen=100)  # the last lines logged (tests, stats)
 
     def hit(self, key: str, message: str, level: str = "warning") -> bool:
         """The condition holds for one more item; the first of a burst logs ``message``."""
@@ -186,6 +190,7 @@ class BurstLog:
             first = key not in self._count
             self._count[key] = self._count.get(key, 0) + 1
         if first:
+            self.lines.append(message)
             getattr(self.logger, level)(message)
         return first
 
@@ -195,7 +200,9 @@ class BurstLog:
         with self._lock:
             count = self._count.pop(key, 0)
         if count and message:
-            getattr(self.logger, level)(message.replace("{count}", str(count)))
+            line = message.replace("{count}", str(count))
+            self.lines.append(line)
+            getattr(self.logger, level)(line)
         return count
 
     def active(self, key: str) -> bool:

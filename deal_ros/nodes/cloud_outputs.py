@@ -245,6 +245,12 @@ class CloudOutputs:
         self.cleaner = None
 
     @property
+    def log_lines(self) -> list[str]:
+        """The lines this part logged: the once-only notices, then the throttled per-frame
+        ones (the last 100)."""
+        return [*self.notices, *self._log.lines]
+
+    @property
     def camera_info_topic(self) -> str:
         """The camera_info topic (resolved once subscribed)."""
         return self.info_sub.topic_name if self.info_sub is not None else self._info_topic

@@ -68,22 +68,11 @@ class Harness:
     def watch_class_names(self):
         self._record(String, f"{OUT}/class_names", "class_names", LATCHED)
 
-    def watch_log(self):
-        """The node's log lines, from /rosout (where every rclpy log line also goes)."""
-        from rcl_interfaces.msg import Log
-
-        self.log: list[str] = []
-        qos = QoSProfile(
-            depth=1000,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )  # lines before matching
-        self.test.create_subscription(
-            Log, "/rosout", lambda m: m.name == "deal_segmenter" and self.log.append(m.msg), qos
-        )
-
-    def logged(self, text: str) -> list[str]:
-        return [line for line in self.log if text in line]
+    def logged(self, text: str, lines=None) -> list[str]:
+        """The depth gate's lines (or ``lines``) holding ``text``: every line the node logs
+        through its BurstLog / ThrottledLog is also kept there, in order."""
+        source = self.node.gate.bursts.lines if lines is None else lines
+        return [line for line in list(source) if text in line]
 
     def send_depth(self, depth, sec: int, encoding="16UC1"):
         """Publish a depth image and wait until the node holds it as its newest."""
@@ -620,7 +609,6 @@ def _all_at(h: Harness, key: str, stamps: list[int]) -> list:
 
 def test_depth_of_another_size_is_refused_for_the_gate_never_stretched(harness_factory):
     h = harness_factory(model=str(cam_bundle().path), use_depth=True, **{"depth.max_range": 1.0})
-    h.watch_log()
     rgb = scene_images(1, SIZE, seed=19)[0]
     wide = np.full((SIZE[0], SIZE[1] + 40), 500, np.uint16)  # 200x120 depth, 160x120 image
     for i, sec in enumerate((30, 31, 32)):
@@ -641,7 +629,6 @@ def test_depth_of_another_size_is_refused_for_the_gate_never_stretched(harness_f
 def test_depth_without_a_valid_pixel_is_said_once_per_burst(harness_factory):
     h = harness_factory(model=str(cam_bundle().path), use_depth=True, cam_threshold=0.0,
                         score_threshold=0.0, **{"depth.max_range": 5.0})  # fmt: skip
-    h.watch_log()
     rgb = scene_images(1, SIZE, seed=20)[0]
     bursts = [(np.zeros(SIZE, np.uint16), "16UC1"), (np.zeros(SIZE, np.uint16), "16UC1"),
               (np.full(SIZE, np.nan, np.float32), "32FC1")]  # fmt: skip
@@ -662,7 +649,6 @@ def test_3d_outputs_say_what_is_missing_when_use_depth_is_already_true(harness_f
 
     h = harness_factory(model=str(cam_bundle().path), use_depth=True,
                         **{"cloud.enabled": True, "cloud.lazy": False})  # fmt: skip
-    h.watch_log()
     info_pub = h.test.create_publisher(CameraInfo, h.node.topics["camera_info"], RELIABLE)
     assert wait_for_subscribers(h.executor, info_pub)
     info = CameraInfo(height=SIZE[0], width=SIZE[1])
@@ -672,5 +658,5 @@ def test_3d_outputs_say_what_is_missing_when_use_depth_is_already_true(harness_f
     h.send_and_wait(scene_images(1, SIZE, seed=21)[0], 50)  # no depth was ever sent
     want = ("3-D outputs skipped for this frame: no depth image received yet on "
             "'/camera/camera/aligned_depth_to_color/image_raw'")  # fmt: skip
-    assert h.spin_until(lambda: h.logged(want)), h.log
-    assert not h.logged("use_depth:=true") and h.node.cloud.notices == []
+    assert h.spin_until(lambda: h.logged(want, h.node.cloud.log_lines)), h.node.cloud.log_lines
+    assert not h.logged("use_depth:=true", h.node.cloud.log_lines) and h.node.cloud.notices == []
