@@ -61,10 +61,13 @@ class SkippedChunk:
     messages: dict[str, int] = field(default_factory=dict)  # topic -> messages in the chunk
 
     def line(self) -> str:
-        held = ", ".join(f"{n} on {t}" for t, n in sorted(self.messages.items())) or "messages"
+        held = ", ".join(f"{n} on {t}" for t, n in sorted(self.messages.items()))
+        span = f"log time {self.start_ns}" + (
+            f" to {self.end_ns}" if self.end_ns != self.start_ns else ""
+        )
         return (
-            f"'{self.path.name}': chunk at offset {self.offset} (log time {self.start_ns} to "
-            f"{self.end_ns}: {held}) fails its CRC"
+            f"'{self.path.name}': chunk at offset {self.offset} ({span}"
+            f"{': ' + held if held else ''}) fails its CRC"
         )
 
 
@@ -163,13 +166,14 @@ class McapBagReader:
         if not torn:
             return ""
         readable = sum(s.valid_end for s in torn)
-        total = sum(s.size for s in torn)
+        cut = sum(s.size - s.valid_end for s in torn)
         chunks = sum(len(s.chunks) for s in torn)
+        messages = sum(s.message_count for s in torn)
         why = torn[0].problem or "no summary"
         return (
             f"bag '{bag}': {', '.join(repr(s.path.name) for s in torn)} not closed ({why}); "
-            f"reading the {readable / 1e6:.1f} of {total / 1e6:.1f} MB before the tear "
-            f"({readable / max(total, 1):.0%}, {chunks} chunks); "
+            f"reading the {messages} messages of its {chunks} complete chunks "
+            f"({readable / 1e6:.1f} MB; the {cut} bytes after them are torn); "
             f"'{REPAIR_COMMAND} {bag}' makes it a valid bag"
         )
 
@@ -221,20 +225,18 @@ class McapBagReader:
                 raise
             if (k, group.start) not in self._skipped_at:
                 self._skipped_at.add((k, group.start))
-                skipped = SkippedChunk(
-                    self.files[k],
-                    group.start,
-                    group.message_start_time,
-                    group.message_end_time,
-                    {
-                        self.scans[k].channels[c][1]: len(ts)
-                        for c, ts in group.log_times.items()
-                        if ts and c in self.scans[k].channels
-                    },
-                )
-                self.skipped.append(skipped)
+                self.skipped.append(self._skipped(k, group))
                 self.warn(f"{exc}; skipped (on_crc=stop stops the read instead)")
             return None
+
+    def _skipped(self, k: int, group: ChunkGroup) -> SkippedChunk:
+        channels = self.scans[k].channels
+        held = {
+            channels[c][1]: len(ts) for c, ts in group.log_times.items() if ts and c in channels
+        }
+        return SkippedChunk(
+            self.files[k], group.start, group.message_start_time, group.message_end_time, held
+        )
 
     def chunk_messages(self, k: int, group: ChunkGroup) -> list[tuple[int, int, int, memoryview]]:
         """Read, check and parse one chunk of file ``k`` (the last one read is cached)."""
@@ -251,9 +253,7 @@ class McapBagReader:
             raise ChunkCrcError(f"'{self.files[k].name}': chunk at offset {group.start} holds "
                                 f"{len(content)} bytes, not its {usize}")  # fmt: skip
         if crc != fmt.NO_CRC and fmt.crc32_of(content) != crc:
-            skipped = SkippedChunk(self.files[k], group.start, group.message_start_time,
-                                   group.message_end_time)  # fmt: skip
-            raise ChunkCrcError(skipped.line())
+            raise ChunkCrcError(self._skipped(k, group).line())
         content = memoryview(content)
         out, pos = [], 0
         while pos + fmt.RECORD_HEAD.size <= len(content):
