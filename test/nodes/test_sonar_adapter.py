@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import numpy as np
@@ -157,10 +158,11 @@ def test_adapter_feeds_the_recorder_underwater(ros_context, tmp_path):
         assert ok, message
         image = np.repeat(beam_profile()[:, None], 16, axis=1)
         sent = []
+        t0 = time.time_ns()  # a driver stamps with its clock (the recorder refuses 1970)
         for i in range(6):
             msg = numpy_to_image(image, "mono8")
             msg.header.frame_id = "sonar"
-            msg.header.stamp.sec, msg.header.stamp.nanosec = 100 + i, 0
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t0 + i * 50_000_000, 10**9)
             pub.publish(msg)
             sent.append(msg.header)
             assert spin_until(executor, lambda n=i: len(outputs) > n)
