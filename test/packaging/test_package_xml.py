@@ -28,9 +28,9 @@ MODULE_KEYS = {
     "rosbags": "python3-rosbags-pip", "open3d": "python3-open3d-pip",
     "libusb_package": "python3-open3d-pip",  # open3d's libusb without root (pip, with open3d)
 }  # fmt: skip
-# Probed at run time only: GPU runtimes, and the zstd/lz4 decompressors for compressed bags
-# from other recorders ("compression" is the stdlib module of Python 3.14).
-OPTIONAL = {"tensorrt", "pycuda", "cuda", "compression", "backports", "lz4"}
+# Probed at run time only: GPU runtimes, the zstd/lz4 decompressors for compressed bags from
+# other recorders ("compression" is the stdlib module of Python 3.14), isal's faster CRC-32.
+OPTIONAL = {"tensorrt", "pycuda", "cuda", "compression", "backports", "lz4", "isal"}
 
 
 @pytest.fixture
