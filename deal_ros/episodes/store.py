@@ -123,10 +123,12 @@ class Episode:
         start_ns: int | None = None,
         stop_ns: int | None = None,
         strict: bool = False,
+        on_crc: str = "skip",
     ) -> BagFrameReader:
         """An iterable of decoded :class:`Frame` (labels attached), exactly the recorded pairs.
         ``depth_max_m`` defaults to 10 m, and to no bound for sonar episodes (ranges of tens
-        of metres)."""
+        of metres). ``on_crc``: ``skip`` a chunk whose CRC fails (counted, one warning) or
+        ``stop`` there (``strict`` stops too)."""
         if self.state in ("recording", "interrupted"):
             raise EpisodeError(
                 f"episode '{self.path}' is {self.state}: its bag is not closed yet"
@@ -151,6 +153,7 @@ class Episode:
             stop_ns=stop_ns,
             strict=strict,
             require_camera_info=False,
+            on_crc=on_crc,
         )
 
     def __iter__(self) -> Iterator[Frame]:

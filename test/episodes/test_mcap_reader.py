@@ -80,6 +80,9 @@ def test_datasets_never_train_on_a_chunk_failing_its_crc(tmp_path):
     for spec in (f"episodes:{episode.path}", f"bag:{episode.bag_dir}"):
         ds = build_dataset(spec, **({"labels": "mug"} if spec.startswith("bag") else {}))
         assert len(ds) == 5 and [int(ds[i].rgb[0, 0, 0]) for i in range(5)] == [0, 1, 2, 3, 5]
+        assert ds.skipped == {"crc": 2}
+        with pytest.raises(DatasetError, match="fails its CRC"):
+            build_dataset(spec, on_crc="stop", **({"labels": "mug"} if "bag:" in spec else {}))
     ds = build_dataset(f"episodes:{episode.path}")
     _flip(mcap, 1)  # damaged after indexing: random access checks the CRC again
     with pytest.raises(DatasetError, match="fails its CRC") as err:
