@@ -300,6 +300,7 @@ def test_a_clock_step_loses_no_frame(tmp_path, step_s):
     assert len(steps) == 2 and f"stepped by {step_s + 1 / 30:+.3f} s" in steps[0]
     assert sorted(_red(episode)) == sorted(i % 256 for i in range(100))
     assert meta.upstream["rgb"]["missing"] == 0 and meta.upstream["depth"]["missing"] == 0
+    assert min(stamps) == meta.first_stamp_ns < meta.last_stamp_ns == max(stamps)  # the span
 
 
 def test_a_camera_stall_is_upstream_loss_not_a_jump(tmp_path):
