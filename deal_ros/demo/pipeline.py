@@ -75,13 +75,17 @@ def _prepare_out(out: Path) -> None:
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM / SIGHUP end the demo like Ctrl-C (children stopped, one line)."""
+    """SIGINT, SIGTERM and SIGHUP end the demo like Ctrl-C (children stopped, one line).
+
+    SIGINT is installed explicitly too: a process started with SIGINT ignored (a background
+    job of a non-interactive shell, some supervisors) would otherwise never see Ctrl-C, run
+    every phase to the end and leave its children running when it is finally killed."""
 
     def handler(signum, _frame):
         raise KeyboardInterrupt
 
     previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(ValueError):  # not the main thread
             previous[sig] = signal.signal(sig, handler)
     try:
