@@ -16,8 +16,9 @@ set none, and leaves alone:
 Fast DDS reads the variable once per process, when the first participant is made (rclpy's
 init), so :func:`deal_ros.nodes._common.run_node` calls this before ``rclpy.init``; the
 test checks the effect (the process maps a 64 MB segment) rather than the variable.
-The profile is found exactly as :func:`deal_ros.demo.rosenv.find_fastdds_profile` finds it
-(next to the package, then ``<prefix>/share/deal_ros/config`` of every ROS prefix).
+The profile is found by :func:`find_fastdds_profile` (next to the package, then
+``<prefix>/share/deal_ros/config`` of every ROS prefix), the one look-up: ``deal demo``'s
+:mod:`deal_ros.demo.rosenv` imports it from here.
 """
 
 from __future__ import annotations
