@@ -38,6 +38,7 @@ __all__ = [
     "ThrottledLog",
     "declare",
     "declare_qos",
+    "drain",
     "input_topic",
     "qos_profile",
     "run_node",
@@ -218,6 +219,31 @@ def input_topic(node: Node, short: str, configured: str) -> str:
     if remapped != node.resolve_topic_name(short, only_expand=True):
         return remapped
     return configured
+
+
+def drain(subscriptions: Sequence[Any], limit: int = 10_000) -> int:
+    """Take every message already waiting in ``subscriptions`` (their DDS reader queues) and
+    run each one's own callback, one message per subscription in turn (as the executor takes
+    them, so paired streams stay interleaved); returns how many were taken.
+
+    A lifecycle node calls it in deactivate before destroying its subscriptions, from the
+    executor thread that would otherwise have run those callbacks: a frame that reached the
+    process is processed, not dropped with the subscription. ``limit`` bounds the work when
+    a publisher keeps sending meanwhile."""
+    taken = 0
+    pending = [s for s in subscriptions if s is not None]
+    while pending and taken < limit:
+        still = []
+        for sub in pending:
+            with sub.handle:
+                got = sub.handle.take_message(sub.msg_type, sub.raw)
+            if got is None:
+                continue
+            sub.callback(got[0])
+            taken += 1
+            still.append(sub)
+        pending = still
+    return taken
 
 
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:

@@ -4,9 +4,9 @@ participant).
 Camera frames (640x480 rgb8 is 0.9 MB, 848x480 1.2 MB) do not fit Fast DDS's default 0.5 MB
 shared-memory segment: with default settings large samples are fragmented and frames are lost
 between processes without a word (issue 14). ``config/fastdds_shm.xml`` gives a 64 MB segment.
-The launch files set it; :func:`use_shipped_profile` makes ``deal-recorder``,
-``deal-segmenter`` and ``deal-sonar-adapter`` (and ``ros2 run``) use it too when the user has
-set none, and leaves alone:
+:func:`use_shipped_profile` makes ``deal-recorder``, ``deal-segmenter`` and
+``deal-sonar-adapter`` (and ``ros2 run``) use it when the user has set none (the launch files
+therefore set nothing for them), and leaves alone:
 
 * a profile the user chose: ``FASTRTPS_DEFAULT_PROFILES_FILE`` (or Fast DDS 3's
   ``FASTDDS_DEFAULT_PROFILES_FILE``) set, or a ``DEFAULT_FASTRTPS_PROFILES.xml`` in the
@@ -16,6 +16,11 @@ set none, and leaves alone:
 Fast DDS reads the variable once per process, when the first participant is made (rclpy's
 init), so :func:`deal_ros.nodes._common.run_node` calls this before ``rclpy.init``; the
 test checks the effect (the process maps a 64 MB segment) rather than the variable.
+
+The SENDER's segment decides (measured: a camera driver with the default 0.5 MB segment loses
+best-effort 848x480 frames whatever profile the receiver has), so the camera driver needs the
+profile too: :func:`shipped_profile_env` gives the variables for such a process
+(``onboarding.launch.py camera:=true`` starts the RealSense driver with them).
 The profile is found by :func:`find_fastdds_profile` (next to the package, then
 ``<prefix>/share/deal_ros/config`` of every ROS prefix), the one look-up: ``deal demo``'s
 :mod:`deal_ros.demo.rosenv` imports it from here.
@@ -35,6 +40,7 @@ __all__ = [
     "PROFILE_NAME",
     "PROFILE_VARIABLES",
     "find_fastdds_profile",
+    "shipped_profile_env",
     "use_shipped_profile",
 ]
 
@@ -86,3 +92,15 @@ def use_shipped_profile(env: MutableMapping[str, str] | None = None) -> str:
         f"transport: using the shipped Fast DDS profile {profile} (shared memory sized for "
         "camera frames); set FASTRTPS_DEFAULT_PROFILES_FILE to use your own"
     )
+
+
+def shipped_profile_env(env: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """The variables another process started from ``env`` (default ``os.environ``) needs to
+    use the shipped profile, by :func:`use_shipped_profile`'s rules: ``{}`` when the user chose
+    a profile or another RMW, or the profile is not found. For a process that does not set it
+    itself, e.g. the camera driver of ``onboarding.launch.py camera:=true``: the sender's
+    shared-memory segment decides whether camera frames fit."""
+    base = dict(os.environ if env is None else env)
+    probe = dict(base)
+    use_shipped_profile(probe)
+    return {k: v for k, v in probe.items() if base.get(k) != v}

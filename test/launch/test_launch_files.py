@@ -102,17 +102,22 @@ def test_every_launch_file_compiles_and_names_real_executables(path, scripts):
     }
     nodes = _calls(tree, "Node")
     assert nodes, f"{path.name} starts no node"
-    for call in nodes:
-        assert _kw(call, "package").value == "deal_ros"
+    for call in _ours(nodes):
         executable = _kw(call, "executable").value
         assert executable in scripts, f"{path.name}: no console script '{executable}'"
         assert (REPO / "scripts" / executable).is_file()  # `ros2 run deal_ros <exe>`
-    for env in _calls(tree, "SetEnvironmentVariable"):
-        assert env.args[0].value == "FASTRTPS_DEFAULT_PROFILES_FILE"
-        parts = [e.value for e in env.args[1].args[0].elts if isinstance(e, ast.Constant)]
-        assert (
-            parts == ["config", "fastdds_shm.xml"] and (REPO / "config/fastdds_shm.xml").is_file()
-        )
+    for call in nodes:
+        assert _kw(call, "package").value in ("deal_ros", *OTHER_PACKAGES)
+    # the nodes set the shipped Fast DDS profile themselves when the user chose none: a launch
+    # file setting the variable would override the user's own profile
+    assert _calls(tree, "SetEnvironmentVariable") == []
+
+
+OTHER_PACKAGES = {"realsense2_camera": "realsense2_camera_node"}  # started on request
+
+
+def _ours(nodes: list[ast.Call]) -> list[ast.Call]:
+    return [c for c in nodes if _kw(c, "package").value == "deal_ros"]
 
 
 def test_onboarding_launch_matches_the_nodes(ros_context, scripts):
@@ -121,8 +126,8 @@ def test_onboarding_launch_matches_the_nodes(ros_context, scripts):
 
     tree = _parse(LAUNCH / "onboarding.launch.py")
     arguments = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
-    assert {"labels", "camera_namespace", "episodes_dir", "sonar"} <= arguments
-    assert len(_calls(tree, "SetEnvironmentVariable")) == 1
+    assert {"labels", "camera_namespace", "episodes_dir", "sonar", "camera",
+            "lifecycle_autostart"} <= arguments  # fmt: skip
     declared = {
         "deal_recorder": _declared(ros_context, RecorderNode),
         "deal_sonar_adapter": _declared(ros_context, SonarAdapterNode),
@@ -131,7 +136,7 @@ def test_onboarding_launch_matches_the_nodes(ros_context, scripts):
     assert scripts["deal-sonar-adapter"] == "deal_ros.nodes.sonar_adapter:main"
     variables = _dict_keys(tree)
     seen = set()
-    for call in _calls(tree, "Node"):
+    for call in _ours(_calls(tree, "Node")):
         name = _kw(call, "name").value
         params = _node_params(call, variables)
         assert params, f"node {name}: no parameters found"
@@ -141,6 +146,24 @@ def test_onboarding_launch_matches_the_nodes(ros_context, scripts):
     assert seen == set(declared)
     configs = {c.value.split("/")[-1] for c in ast.walk(tree) if _is_config(c)}
     assert configs == {"realsense.yaml", "sonar.yaml"}
+
+
+def test_onboarding_starts_the_camera_driver_with_the_profile_only_when_unset():
+    """camera:=true starts realsense2_camera_node with shipped_profile_env(...) as its
+    additional environment: the shipped profile when the user set none, nothing otherwise
+    (the user's variable is inherited); deal_ros.nodes.transport's test checks that function."""
+    tree = _parse(LAUNCH / "onboarding.launch.py")
+    (camera,) = [c for c in _calls(tree, "Node") if _kw(c, "package").value != "deal_ros"]
+    assert _kw(camera, "executable").value == OTHER_PACKAGES["realsense2_camera"]
+    env = _kw(camera, "additional_env")
+    assert isinstance(env, ast.Call) and env.func.id == "shipped_profile_env"
+    (params,) = _kw(camera, "parameters").elts
+    assert {k.value for k in params.keys} >= {"align_depth.enable"}
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert any(
+        n.module == "deal_ros.nodes.transport" and n.names[0].name == "shipped_profile_env"
+        for n in imports
+    )
 
 
 def _is_config(node: ast.AST) -> bool:
@@ -169,12 +192,8 @@ def test_config_files_load_into_real_nodes(ros_context, config):
             assert loaded[name] == value, (config, name, loaded[name], value)
 
 
-def test_segmentation_launch_leaves_the_transport_to_the_node():
-    """The node sets the shipped Fast DDS profile itself when the user chose none
-    (deal_ros.nodes.transport); a launch file setting the variable would override the user's
-    own profile, so segmentation.launch.py does not."""
+def test_segmentation_launch_declares_its_arguments():
     tree = _parse(LAUNCH / "segmentation.launch.py")
-    assert _calls(tree, "SetEnvironmentVariable") == []
     arguments = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
     assert {
         "model",

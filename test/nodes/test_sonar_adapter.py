@@ -1,4 +1,5 @@
-"""Sonar geometry (ROS-free) and the adapter node feeding the recorder over real rclpy."""
+"""Sonar geometry (ROS-free), the adapter node feeding the recorder over real rclpy, and the
+adapter as a lifecycle node driven over its services, with its /diagnostics."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import uuid
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from lifecycle_client import RELIABLE, LifecycleClient, Transition, values
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -22,6 +25,7 @@ from deal_ros.core.sonar import (
     sonar_to_rgbd,
 )
 from deal_ros.episodes.store import Episode
+from deal_ros.nodes.sonar_adapter import SonarAdapterNode
 
 from rosutil import spin_until
 
@@ -118,7 +122,6 @@ def test_geometry_is_validated(kwargs, match):
 
 def test_adapter_feeds_the_recorder_underwater(ros_context, tmp_path):
     from deal_ros.nodes.recorder import RecorderNode
-    from deal_ros.nodes.sonar_adapter import SonarAdapterNode
 
     tag = uuid.uuid4().hex[:8]
     adapter = SonarAdapterNode(
@@ -196,3 +199,107 @@ def ros_context_node(context, name: str):
     import rclpy
 
     return rclpy.create_node(name, context=context)
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+class SonarRig(LifecycleClient):
+    """A SonarAdapterNode on unique topics, its lifecycle manager, a sonar publishing there
+    and a subscriber of the adapter's depth output."""
+
+    def __init__(self, context, **params) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.topic = f"/s{tag}/image"
+        values_ = {"input_topic": self.topic, "mode": "polar", "range_max_m": 6.0,
+                   "smooth_bins": 1, "qos.reliability": "reliable", "qos.depth": 50,
+                   "stats_period": 0.1, **params}  # fmt: skip
+        node = SonarAdapterNode(
+            context=context,
+            cli_args=["--ros-args", "-r", f"__node:=son_{tag}"],
+            parameter_overrides=[Parameter(k, value=v) for k, v in values_.items()],
+        )
+        super().__init__(context, node, name=f"manager_{tag}")
+        self.name = f"son_{tag}: sonar"
+        self.pub = self.client.create_publisher(Image, self.topic, RELIABLE)
+        self.depths: list[Image] = []
+        self.client.create_subscription(Image, f"/son_{tag}/depth", self.depths.append, RELIABLE)
+        self.t0 = time.time_ns()
+        self.sent = 0
+
+    def publish(self, n: int, encoding: str = "mono8") -> None:
+        """``n`` pings at 10 Hz stamps, without spinning the adapter (they wait in its
+        subscription)."""
+        for _ in range(n):
+            image = np.repeat(beam_profile()[:, None], 16, axis=1)
+            if encoding == "mono8":
+                msg = numpy_to_image(image, "mono8")
+            else:  # e.g. a yuv422 rendering the adapter cannot read
+                msg = numpy_to_image(np.zeros((60, 16, 2), np.uint8), encoding)
+            stamp = self.t0 + self.sent * 100_000_000
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
+            self.pub.publish(msg)
+            self.sent += 1
+
+    def subscribed(self, count: int) -> bool:
+        return self.spin_until(lambda: self.pub.get_subscription_count() == count)
+
+
+@pytest.fixture
+def sonar_rig(ros_context):
+    made: list[SonarRig] = []
+
+    def make(**params) -> SonarRig:
+        made.append(SonarRig(ros_context, **params))
+        return made[-1]
+
+    yield make
+    for rig in made:
+        rig.close()
+
+
+def test_adapter_lifecycle_over_its_services(sonar_rig):
+    rig = sonar_rig(autostart=False)
+    assert rig.state() == "unconfigured" and rig.subscribed(0)
+    stale = rig.diagnostic(rig.name, lambda s: s.level == DiagnosticStatus.STALE)
+    assert stale.message == "unconfigured: waiting for configure"
+    assert rig.transition(Transition.TRANSITION_CONFIGURE)
+    assert rig.state() == "inactive" and rig.subscribed(0)
+    assert rig.transition(Transition.TRANSITION_ACTIVATE)
+    assert rig.state() == "active" and rig.subscribed(1)
+    rig.publish(5)
+    assert rig.spin_until(lambda: len(rig.depths) == 5)
+    status = rig.diagnostic(rig.name, lambda s: s.message.startswith("converting"))
+    assert status.level == DiagnosticStatus.OK and values(status)["published"] == "5"
+
+    rig.publish(8)  # waiting in the subscription when deactivate comes: still converted
+    assert rig.transition(Transition.TRANSITION_DEACTIVATE)
+    assert rig.state() == "inactive" and rig.subscribed(0)
+    assert rig.spin_until(lambda: len(rig.depths) == 13)
+    assert [m.header.stamp for m in rig.depths] == sorted(
+        (m.header.stamp for m in rig.depths), key=lambda t: (t.sec, t.nanosec)
+    )
+    assert rig.transition(Transition.TRANSITION_CLEANUP)
+    assert rig.state() == "unconfigured" and rig.node._image_pub is None
+    assert rig.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+    assert rig.state() == "finalized"
+
+
+def test_adapter_configure_fails_on_a_bad_geometry_and_reports_drops(sonar_rig):
+    rig = sonar_rig(range_min_m=5.0, range_max_m=2.0)  # autostart: configure fails
+    assert rig.state() == "unconfigured"
+    status = rig.diagnostic(rig.name, lambda s: s.level == DiagnosticStatus.ERROR)
+    assert status.message.startswith("unconfigured: configure failed: ")
+    assert "range_min_m < range_max_m" in status.message
+    assert rig.node.set_parameters([Parameter("range_max_m", value=8.0)])[0].successful
+    assert rig.transition(Transition.TRANSITION_CONFIGURE)
+    assert rig.transition(Transition.TRANSITION_ACTIVATE) and rig.subscribed(1)
+    rig.publish(3)
+    rig.publish(2, encoding="8UC2")
+    rig.publish(1)
+    assert rig.spin_until(lambda: len(rig.depths) == 4)
+    status = rig.diagnostic(rig.name, lambda s: "dropped since the last report" in s.message)
+    assert status.level == DiagnosticStatus.WARN
+    v = values(status)
+    assert v["dropped bad_image"] == "2" and v["dropped bad_geometry"] == "0"
+    assert v["received"] == "6" and v["published"] == "4" and v["input missing"] == "0"

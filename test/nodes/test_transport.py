@@ -25,7 +25,11 @@ from sensor_msgs.msg import Image
 
 from deal_ros.core.depth import depth_to_metres
 from deal_ros.core.image_codec import image_to_numpy, numpy_to_image
-from deal_ros.nodes.transport import find_fastdds_profile, use_shipped_profile
+from deal_ros.nodes.transport import (
+    find_fastdds_profile,
+    shipped_profile_env,
+    use_shipped_profile,
+)
 
 from paths import TEST_DIR
 from ros_image_publisher import frame
@@ -165,6 +169,21 @@ def test_the_shipped_profile_is_set_only_when_the_user_chose_none(tmp_path, monk
     (tmp_path / "DEFAULT_FASTRTPS_PROFILES.xml").write_text("<dds/>")  # Fast DDS loads it itself
     env = {}
     assert use_shipped_profile(env) == "" and env == {}
+
+
+def test_the_profile_for_another_process_keeps_the_users_choice(tmp_path, monkeypatch):
+    """shipped_profile_env: what a process that does not set the profile itself (the camera
+    driver of onboarding.launch.py camera:=true) gets; the environment given is not changed."""
+    shipped = find_fastdds_profile()
+    monkeypatch.chdir(tmp_path)
+    env = {"ROS_DOMAIN_ID": "7"}
+    assert shipped_profile_env(env) == {"FASTRTPS_DEFAULT_PROFILES_FILE": str(shipped)}
+    assert env == {"ROS_DOMAIN_ID": "7"}
+    mine = tmp_path / "mine.xml"
+    mine.write_text("<dds/>")
+    for name in PROFILE_VARS:
+        assert shipped_profile_env({name: str(mine)}) == {}  # inherited, not overridden
+    assert shipped_profile_env({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) == {}
 
 
 def _segments(pid: int) -> dict[str, int]:
