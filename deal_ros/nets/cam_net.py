@@ -17,6 +17,12 @@ features and a first loss of ~30; Xavier (bound sqrt(6 / (C + K))) keeps them ne
 divide each map by its own spatial maximum + eps (SEAM / IRN), giving CAMs in [0, 1].
 Input normalisation (the backbone's mean / std) is part of the module, so an ONNX export takes
 RGB in [0, 1] directly.
+
+``decoder`` ("none", "s8", "s4"): classify a light top-down decoder's stride-8 or stride-4
+features instead of c5 (``deal_ros.nets.cam_decoder``): finer CAMs from a cheaper stride-16
+backbone. ``align=True`` resamples the CAM grid from the CNN's cell positions (stride*j) to
+the align_corners=False convention every consumer uses (stride*j + (stride-1)/2); see
+``cam_decoder.to_cell_centres``. Both are off by default (the layout of earlier runs).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deal_ros.nets.backbone import Backbone, InputNorm
+from deal_ros.nets.cam_decoder import CAM_DECODERS, CAMDecoder, to_cell_centres
 from deal_ros.nets.registry import resolve_backbone
 
 CAM_EPS = 1e-5
@@ -51,15 +58,27 @@ class CAMNet(nn.Module):
         output_stride: int = 16,
         bias: bool = False,
         dropout: float = 0.0,
+        decoder: str = "none",
+        decoder_channels: int = 64,
+        align: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"CAMNet: num_classes must be >= 1, got {num_classes}")
+        if decoder not in CAM_DECODERS:
+            raise ValueError(f"CAMNet: decoder must be one of {CAM_DECODERS}, got {decoder!r}")
         self.backbone = resolve_backbone(backbone, output_stride, pretrained)
         self.num_classes = num_classes
         self.norm = InputNorm(self.backbone.mean, self.backbone.std)
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Conv2d(self.backbone.channels["c5"], num_classes, 1, bias=bias)
+        self.decoder = (
+            CAMDecoder(decoder, self.backbone.channels, self.backbone.strides, decoder_channels)
+            if decoder != "none"
+            else None
+        )
+        self.align = bool(align)
+        width = self.decoder.channels if self.decoder is not None else self.backbone.channels["c5"]
+        self.classifier = nn.Conv2d(width, num_classes, 1, bias=bias)
         nn.init.xavier_uniform_(self.classifier.weight)  # see the module docstring
         if bias:
             nn.init.zeros_(self.classifier.bias)
@@ -67,11 +86,21 @@ class CAMNet(nn.Module):
     @property
     def cam_stride(self) -> int:
         """Stride of the CAMs with respect to the input image."""
+        if self.decoder is not None:
+            return self.decoder.stride
         return self.backbone.strides["c5"]
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The new (not pretrained) layers: classifier and decoder."""
+        head = list(self.classifier.parameters())
+        return head + (list(self.decoder.parameters()) if self.decoder is not None else [])
+
     def forward(self, x: torch.Tensor, return_features: bool = False) -> dict[str, torch.Tensor]:
-        feats = self.backbone(self.norm(x))["c5"]
+        levels = self.backbone(self.norm(x))
+        feats = self.decoder(levels) if self.decoder is not None else levels["c5"]
         cam_logits = self.classifier(self.dropout(feats))
+        if self.align:
+            cam_logits = to_cell_centres(cam_logits, self.cam_stride)
         out = {"logits": cam_logits.mean(dim=(2, 3)), "cam_logits": cam_logits}
         if return_features:
             out["features"] = feats
@@ -86,7 +115,7 @@ class CAMNet(nn.Module):
         (the usual 10x of SEAM / IRN; our default, configurable)."""
         return [
             {"params": list(self.backbone.parameters()), "lr": lr},
-            {"params": list(self.classifier.parameters()), "lr": lr * head_lr_mult},
+            {"params": self.head_parameters(), "lr": lr * head_lr_mult},
         ]
 
 

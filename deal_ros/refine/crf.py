@@ -97,7 +97,9 @@ def _check_image(image: Any) -> np.ndarray:
         raise CRFInputError(f"dense CRF: image must have shape (H,W,3), got {image.shape}")
     if image.dtype != np.uint8:
         raise CRFInputError(f"dense CRF: image must be uint8 RGB, got dtype {image.dtype}")
-    return np.ascontiguousarray(image)
+    if not (image.flags.c_contiguous and image.flags.writeable):  # pydensecrf needs both
+        image = np.array(image, order="C", copy=True)
+    return image
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -161,7 +163,8 @@ def dense_crf(
 
     ``probs`` may be a numpy array or a torch tensor; pixels whose probabilities do not sum to
     1 are normalised; NaN/inf, negative values or an all-zero pixel raise
-    :class:`CRFInputError`. A non-contiguous image is copied to C order.
+    :class:`CRFInputError`. A non-contiguous or read-only image (e.g. ``np.asarray`` of a
+    PIL image) is copied to a writable C-ordered array: pydensecrf's memoryviews need both.
     ``iterations=0`` returns the (clipped, renormalised) input distribution.
 
     Cost and memory grow linearly with K: as AffinityNet/SEAM do, pass the background plus the

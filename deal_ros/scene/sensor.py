@@ -8,6 +8,8 @@ series' datasheet behaviour; the constants are choices):
 * occlusion shadow: stereo with the projector / second imager to one side leaves no depth on
   the background just LEFT of a nearer surface: pixel u is invalid if some pixel u + s
   (1 <= s <= S) has a disparity larger by more than s (disparity = f * baseline / z);
+  ``shadow_baseline`` (default ``baseline``) sets the offset of the IR projector whose shadow
+  this is: a wider offset, a wider hole beside every object;
 * edge holes: pixels at depth discontinuities drop out with probability ``edge_drop``;
 * blob holes: smooth noise above a threshold (dark, shiny or texture-less patches);
 * glare holes: where the colour renderer saw a strong specular highlight;
@@ -38,6 +40,7 @@ class DepthSensor:
     min_range: float = 0.2
     max_range: float = 4.0
     max_shadow_px: int = 24
+    shadow_baseline: float | None = None  # IR projector offset (metres); None: ``baseline``
 
     def measure(
         self, z: Array, f: float, rng: np.random.Generator, glare: Array | None = None
@@ -63,7 +66,8 @@ class DepthSensor:
     def occlusion_shadow(self, z: Array, f: float) -> Array:
         """Pixels hidden from the second view: a nearer pixel within s columns to the right
         whose disparity exceeds this one's by more than s."""
-        disp = f * self.baseline / np.maximum(z, 1e-3)
+        base = self.baseline if self.shadow_baseline is None else self.shadow_baseline
+        disp = f * base / np.maximum(z, 1e-3)
         shadow = np.zeros(z.shape, bool)
         for s in range(1, min(self.max_shadow_px, z.shape[1] - 1) + 1):
             shadow[:, :-s] |= (disp[:, s:] - disp[:, :-s]) > s

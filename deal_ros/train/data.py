@@ -181,8 +181,10 @@ class TrainItems(torch.utils.data.Dataset):
 
 
 def image_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1] (a read-only array, e.g. a frame
+    decoded from a bag buffer, is copied: torch.from_numpy warns on read-only memory)."""
+    rgb = np.ascontiguousarray(rgb) if rgb.flags.writeable else np.array(rgb, order="C")
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
 
 
 def resize_image(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

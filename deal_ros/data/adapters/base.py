@@ -299,11 +299,15 @@ def _open(path: Path, what: str):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Any PIL-readable image -> (H, W, 3) uint8 RGB (grey and palette images expanded)."""
+    """Any PIL-readable image -> (H, W, 3) uint8 RGB (grey and palette images expanded).
+
+    A writable, C-contiguous copy: ``np.asarray`` of a PIL image is a read-only view, which
+    C extensions (pydensecrf's typed memoryviews) and ``torch.from_numpy`` refuse or warn on.
+    """
     img = _open(path, "image")
     if img.mode != "RGB":
         img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8, order="C", copy=True)
 
 
 def read_label_png(path: Path) -> np.ndarray:
@@ -313,7 +317,7 @@ def read_label_png(path: Path) -> np.ndarray:
         raise DatasetError(
             f"mask {path}: expected a palette (P) or grey (L) PNG of class ids, got mode {img.mode}"
         )
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8, order="C", copy=True)  # writable (see read_rgb)
 
 
 def read_depth_file(

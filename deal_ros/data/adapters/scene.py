@@ -4,9 +4,12 @@
 :class:`~deal_ros.scene.generator.SceneGenerator`; scene ``i`` is the same for the same seed, in
 any order, in any process. ``classes=`` are the generator's classes (object kinds, or any
 names with ``shapes={name: kind}``); ``difficulty``, ``min_objects``, ``max_objects``,
-``clutter_objects``, ``ignore_edges``, ``zoom`` (focal length multiplier, a close-up camera)
-pass through. Depth is the simulated RealSense depth
-(metres, 0 = hole); masks and boxes are exact.
+``clutter_objects``, ``ignore_edges``, ``zoom`` (focal length multiplier, a close-up camera),
+``roll`` (camera roll, a slanted table), ``salt`` (random depth holes) and ``shadow_baseline``
+(IR-projector shadow width) pass through. ``mode=multi`` starts from the hard multi-object
+benchmark settings (``deal_ros.scene.generator.MODES``: 1-3 objects of 4 classes, shared
+colours, slanted table, shadow and random holes); the other options override them. Depth is
+the simulated RealSense depth (metres, 0 = hole); masks and boxes are exact.
 """
 
 from __future__ import annotations
@@ -45,13 +48,17 @@ class SceneDataset(IndexedDataset):
         seed: int | str = 0,
         size: Any = (240, 320),
         classes: Sequence[str] | None = None,
-        difficulty: str | float = "medium",
-        min_objects: int | str = 1,
-        max_objects: int | str = 3,
+        difficulty: str | float | None = None,
+        min_objects: int | str | None = None,
+        max_objects: int | str | None = None,
         clutter_objects: int | str = 0,
         ignore_edges: int | str = 0,
         shapes: dict[str, str] | None = None,
         zoom: float | str = 1.0,
+        mode: str | None = None,
+        roll: float | str | None = None,
+        salt: float | str | None = None,
+        shadow_baseline: float | str | None = None,
     ) -> None:
         self.n = _as_int(n, "n")
         if self.n < 1:
@@ -60,25 +67,35 @@ class SceneDataset(IndexedDataset):
         if isinstance(difficulty, str) and difficulty.replace(".", "", 1).isdigit():
             difficulty = float(difficulty)
         kwargs: dict[str, Any] = {} if classes is None else {"classes": tuple(classes)}
+        for key, value in (("difficulty", difficulty), ("min_objects", min_objects),
+                           ("max_objects", max_objects)):  # fmt: skip
+            if value is not None:
+                kwargs[key] = value if key == "difficulty" else _as_int(value, key)
+        for key, value in (("roll", roll), ("salt", salt), ("shadow_baseline", shadow_baseline)):
+            if value is not None:
+                kwargs[key] = _as_float(value, key)
+        kwargs.update(
+            size=as_size(size, "scene size"),
+            seed=self.seed,
+            clutter_objects=_as_int(clutter_objects, "clutter_objects"),
+            ignore_edges=_as_int(ignore_edges, "ignore_edges"),
+            shapes=shapes,
+            zoom=_as_float(zoom, "zoom"),
+        )
         try:
-            self.generator = SceneGenerator(
-                size=as_size(size, "scene size"),
-                seed=self.seed,
-                difficulty=difficulty,
-                min_objects=_as_int(min_objects, "min_objects"),
-                max_objects=_as_int(max_objects, "max_objects"),
-                clutter_objects=_as_int(clutter_objects, "clutter_objects"),
-                ignore_edges=_as_int(ignore_edges, "ignore_edges"),
-                shapes=shapes,
-                zoom=_as_float(zoom, "zoom"),
-                **kwargs,
-            )
+            if mode is not None:
+                self.generator = SceneGenerator.from_mode(str(mode), **kwargs)
+            else:
+                self.generator = SceneGenerator(
+                    **{"difficulty": "medium", "min_objects": 1, "max_objects": 3, **kwargs}
+                )
         except ValueError as exc:
             raise DatasetError(f"scene: {exc}") from None
         self.classes = tuple(self.generator.classes)
         h, w = self.generator.size
         zoom_text = f",zoom={self.generator.zoom:g}" if self.generator.zoom != 1.0 else ""
-        self.source = f"scene:n={self.n},seed={self.seed},size={h}x{w}{zoom_text}"
+        mode_text = f",mode={mode}" if mode is not None else ""
+        self.source = f"scene:n={self.n},seed={self.seed},size={h}x{w}{zoom_text}{mode_text}"
 
     def __len__(self) -> int:
         return self.n
