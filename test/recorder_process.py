@@ -1,10 +1,12 @@
 """A ``deal-recorder`` process and a camera driver process for the tests that drive the
 recorder through its real services (nodes/test_recorder.py, faults/test_recorder.py).
 
-``DEAL_TEST_DDS_PROFILE=none`` in the environment starts both processes WITHOUT the shipped
-Fast DDS profile (``FASTRTPS_DEFAULT_PROFILES_FILE`` removed from their environment), as a user
-running the executables without the launch file would: the fault battery's figures are taken
-with and without it.
+Transport, as users run it: the recorder process gets the test's environment unchanged, so it
+sets the shipped Fast DDS profile itself (deal_ros.nodes.transport), and a driver process is a
+user's camera driver, WITHOUT the profile, unless the test asks for it (``driver(...,
+dds_profile=True)``, with the reason at the call). ``DEAL_TEST_DDS_PROFILE`` overrides that for
+every driver, to collect the fault battery's figures both ways: ``driver`` gives each driver the
+shipped profile (the setup the README asks for), ``none`` gives none even where a test asks.
 """
 
 from __future__ import annotations
@@ -25,17 +27,35 @@ from deal_ros.srv import StartEpisode, StopEpisode
 
 from rosutil import spin_until
 
-__all__ = ["Recorder", "driver", "finish", "go", "manifest", "process_env", "recorder_factory"]
+__all__ = [
+    "Recorder",
+    "driver",
+    "driver_has_profile",
+    "finish",
+    "go",
+    "manifest",
+    "process_env",
+    "recorder_factory",
+]
 
 TEST_DIR = Path(__file__).parent
 
 
-def process_env() -> dict[str, str]:
-    """The environment of the recorder and driver processes (module doc)."""
+SHIPPED_PROFILE = TEST_DIR.parent / "config" / "fastdds_shm.xml"
+
+
+def process_env(dds_profile: bool = False) -> dict[str, str]:
+    """The environment of a driver process (module doc): the shipped Fast DDS profile only
+    with ``dds_profile`` (or ``DEAL_TEST_DDS_PROFILE=driver``; never with ``=none``)."""
     env = dict(os.environ)
-    if env.get("DEAL_TEST_DDS_PROFILE") == "none":
-        env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+    mode = env.get("DEAL_TEST_DDS_PROFILE", "")
+    if mode == "driver" or (dds_profile and mode != "none"):
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(SHIPPED_PROFILE)
     return env
+
+
+def driver_has_profile(dds_profile: bool = False) -> bool:
+    return "FASTRTPS_DEFAULT_PROFILES_FILE" in process_env(dds_profile)
 
 
 class Recorder:
@@ -61,8 +81,9 @@ class Recorder:
         for key, value in args.items():
             cmd += ["-p", f"{key}:={value}"]
         self._log_file = self.log.open("w")
+        # the recorder chooses its transport itself, as `deal-recorder` does for a user
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=process_env()
+            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=dict(os.environ)
         )
         import rclpy
 
@@ -136,15 +157,19 @@ def recorder_factory(context, tmp_path: Path):
         rec.close()
 
 
-def driver(rec: Recorder, tmp_path: Path, *args: str) -> subprocess.Popen:
+def driver(
+    rec: Recorder, tmp_path: Path, *args: str, dds_profile: bool = False
+) -> subprocess.Popen:
     """Start a camera driver process now (it starts up while the recorder does); it publishes
-    once :func:`go` is called."""
+    once :func:`go` is called. ``dds_profile``: give it the shipped Fast DDS profile (a test
+    that needs it says why; module doc)."""
     cmd = [sys.executable, str(TEST_DIR / "recorder_driver.py"), "--node-name", f"d{rec.tag}"]
     cmd += ["--rgb-topic", rec.topics["rgb"], "--depth-topic", rec.topics["depth"]]
     cmd += ["--manifest", str(tmp_path / f"manifest_{rec.tag}.json"), "--wait-go", *args]
     return subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=process_env()
-    )
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=process_env(dds_profile),
+    )  # fmt: skip
 
 
 def go(cam: subprocess.Popen) -> None:

@@ -33,9 +33,11 @@ Bags
   - a recorded bag cut in half and given as ``bag:``: what is readable is read, one line says
     how much and names ``deal episodes repair --bag``, which then makes it valid
 
-``DEAL_TEST_DDS_PROFILE=none`` runs the processes without the shipped Fast DDS profile (see
-recorder_process.py); ``DEAL_FAULTS_REPORT=FILE`` appends each fault's figures (frames sent,
-kept, the counters) to FILE as JSON lines.
+Transport as users run it (recorder_process.py): the recorder sets the shipped Fast DDS profile
+itself, a driver has none unless its test says why it needs it. ``DEAL_TEST_DDS_PROFILE=driver``
+gives every driver the shipped profile, ``=none`` none at all; ``DEAL_FAULTS_REPORT=FILE``
+appends each fault's figures (frames sent, kept, the counters, whether the driver had the
+profile) to FILE as JSON lines.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from deal_ros.episodes.store import Episode
 from deal_ros.srv import StartEpisode
 
 from mcap_fixtures import chunk_groups, rosbags_messages
-from recorder_process import driver, finish, go, manifest, recorder_factory
+from recorder_process import driver, driver_has_profile, finish, go, manifest, recorder_factory
 
 W, H = "848", "480"
 
@@ -67,10 +69,10 @@ def recorders(ros_context, tmp_path):
     yield from recorder_factory(ros_context, tmp_path)
 
 
-def figure(fault: str, **numbers) -> None:
-    """Print a fault's figures; append them to $DEAL_FAULTS_REPORT as one JSON line."""
-    profile = os.environ.get("DEAL_TEST_DDS_PROFILE") != "none"
-    record = {"fault": fault, "profile": profile, **numbers}
+def figure(fault: str, dds_profile: bool = False, **numbers) -> None:
+    """Print a fault's figures; append them to $DEAL_FAULTS_REPORT as one JSON line.
+    ``dds_profile``: what the test asked for its driver (the record says what it got)."""
+    record = {"fault": fault, "driver_profile": driver_has_profile(dds_profile), **numbers}
     print(json.dumps(record))
     path = os.environ.get("DEAL_FAULTS_REPORT")
     if path:
