@@ -290,7 +290,12 @@ class EpisodeStore:
         return path
 
     def free_bytes(self) -> int:
-        target = self.root if self.root.exists() else self.root.parent
+        """Free bytes on the file system that holds (or will hold) the store: the nearest
+        folder of ``root`` that exists, since the store's folders are made at the first
+        episode."""
+        target = self.root
+        while not target.exists() and target.parent != target:
+            target = target.parent
         return shutil.disk_usage(target).free
 
     def check_space(self, min_free_bytes: int) -> None:

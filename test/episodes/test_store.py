@@ -321,3 +321,16 @@ def test_disk_full_closes_the_episode_cleanly(tiny_disk):
     episode.path.rmdir()
     store.check_space(2_000_000)
     assert store.create(["mug"], name="again").close().state == "complete"
+
+
+def test_free_bytes_of_a_store_whose_folders_are_not_made_yet(tmp_path):
+    """The store's folders are made at the first episode: before that the free space is the
+    free space of the nearest folder that exists (the demo's recorder configures on
+    `demo-out/work/episodes` before `demo-out/work` exists)."""
+    import shutil
+
+    store = EpisodeStore(tmp_path / "not" / "made" / "yet")
+    assert not (tmp_path / "not").exists()
+    free = store.free_bytes()
+    assert abs(free - shutil.disk_usage(tmp_path).free) < 64 * 2**20
+    assert not (tmp_path / "not").exists(), "asking for the free space made a folder"
