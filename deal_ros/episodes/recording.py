@@ -67,7 +67,7 @@ def _layout_key(header: CdrImage, row_bytes: int) -> str:
 class _Image:
     header: CdrImage
     raw: Any
-    expected: int | None = None  # the stamp the stream's cadence expected (see _expected)
+    expected: tuple[int, int] | None = None  # stamps the stream's cadence expected (_expected)
 
 
 class RecordingSession:
@@ -189,8 +189,16 @@ class RecordingSession:
             self.info_loss.add(stamp)
             self.upstream["rgb"].hint_period_ns = self.info_loss.period_ns
 
-    def _reject(self, stream: str, stamp: int | None, reason: str, key: str, line: str) -> None:
-        self.ledger.drop(stream, stamp, f"invalid.{reason}")
+    def _reject(
+        self,
+        stream: str,
+        stamp: int | None,
+        reason: str,
+        key: str,
+        line: str,
+        span: tuple[int, int] | None = None,
+    ) -> None:
+        self.ledger.drop(stream, stamp, f"invalid.{reason}", span)
         self._arrived(stream, stamp)
         self.warn(key, line)
 
@@ -237,22 +245,23 @@ class RecordingSession:
                 self._arrival[stream] = now
             self._gate_result(stream, topic, result)
 
-    def _expected(self, stream: str, now: int) -> int | None:
-        """The stamp a frame arriving ``now`` should carry by its stream's cadence: the last
-        accepted stamp plus the periods since it arrived (at least one). What the ledger files
-        a dropped stamp under, so that its partner on the other stream, which carries the
-        right stamp, is the same lost frame (an estimate from the arrival time alone moves
-        with the transport's latency)."""
+    def _expected(self, stream: str, now: int) -> tuple[int, int] | None:
+        """The stamps a frame arriving ``now`` may carry by its stream's cadence: from the one
+        after the last accepted stamp (the next frame in order) to that stamp plus the periods
+        since it arrived. What the ledger files a dropped stamp under
+        (:class:`~deal_ros.episodes.drop_ledger.PairDropLedger`), so that its partner on the
+        other stream, which carries the right stamp, is the same lost frame (an estimate from
+        the arrival time alone moves with the transport's latency and the recorder's stalls)."""
         last, arrival = self.gates[stream].last, self._arrival.get(stream)
         period = self.upstream[stream].period_ns
         if last is None or arrival is None or not period:
             return None
-        return last + period * max(1, round((now - arrival) / period))
+        return last + period, last + period * max(1, round((now - arrival) / period))
 
     def _gate_result(self, stream: str, topic: str, result: GateResult) -> None:
         for stamp, item, reason, detail, estimate in result.dropped:
-            expected = item.expected if item.expected is not None else estimate
-            self._stamp_drop(stream, topic, stamp, reason, detail, expected)
+            span = item.expected or (estimate, estimate)
+            self._stamp_drop(stream, topic, stamp, reason, detail, span)
         if result.step_ns:
             self.warn(
                 f"{stream}:clock_step",
@@ -277,10 +286,18 @@ class RecordingSession:
                 self._pair(pair)
 
     def _stamp_drop(
-        self, stream: str, topic: str, stamp: int, reason: str, detail: str, estimate: int
+        self,
+        stream: str,
+        topic: str,
+        stamp: int,
+        reason: str,
+        detail: str,
+        span: tuple[int, int],
     ) -> None:
-        """A frame the gate dropped; the ledger files it under ``estimate``, the stamp it
-        should have had (its partners carry that one, not the wrong one)."""
+        """A frame the gate dropped; the ledger files it under ``span``, the stamps it may
+        have had (its partners carry one of those, not the wrong one); the first of them,
+        the next frame in order, is taken as arrived (not lost upstream)."""
+        estimate = span[0]
         where = f"dropped {stream} frame on '{topic}': stamp {_seconds(stamp)}"
         if reason == "implausible":
             limit = (self.max_clock_offset_ns or 0) / _NS
@@ -291,6 +308,7 @@ class RecordingSession:
                 f"{stream}:stamp_implausible",
                 f"{where} is {detail} (more than max_clock_offset_s={limit:g}): the camera "
                 "clock is not wall-clock time?",
+                span,
             )
         elif reason == "out_of_order":
             self.ledger.drop(stream, stamp, "out_of_order")
@@ -300,7 +318,7 @@ class RecordingSession:
                 f"{where} is {detail} (stamps going backwards)",
             )
         else:
-            self.ledger.drop(stream, estimate, "stamp_jump")
+            self.ledger.drop(stream, estimate, "stamp_jump", span)
             self._arrived(stream, estimate)
             self.warn(f"{stream}:stamp_jump", f"{where} is {detail}: a stamp glitch, dropped "
                       "alone; the episode goes on")  # fmt: skip

@@ -334,3 +334,18 @@ def test_upstream_loss_uses_camera_infos_period(tmp_path):
     assert meta.upstream["rgb"]["missing"] == 140 and meta.upstream["rgb"]["loss"] == 0.7
     assert meta.upstream["depth"]["missing"] == 0
     assert meta.frames == 60 and meta.dropped["no_match"] == 140  # depth alone, per pair
+
+
+def test_an_implausible_stamp_after_a_stall_is_one_lost_frame(tmp_path):
+    """The recorder stalled (a busy CPU) for three periods before colour frame 40, whose stamp
+    is in 1970: it is still the one frame lost with its depth partner (the arrival-time
+    estimate alone filed it three periods on and counted 2 of 1 in a full-suite run)."""
+    clock = Clock()
+    rec = Recording(tmp_path, clock=clock, check_clock=True)
+    for i in range(80):
+        rgb, depth = frame_arrays(i)
+        clock.now = stamp_of(i) + 5 * MS + (3 * stamp_of(1) - 3 * stamp_of(0) if i == 40 else 0)
+        rec.session.on_image("rgb", image_bytes(rgb, "rgb8", 3 * NS if i == 40 else stamp_of(i)))
+        rec.session.on_image("depth", image_bytes(depth, "16UC1", stamp_of(i) + MS))
+    meta, _ = rec.finish()
+    assert meta.frames == 79 and meta.invalid["stamp"] == 1 and meta.dropped_total == 1

@@ -131,9 +131,13 @@ def test_node_executable_starts_and_stops(workspace: Path, exe: str, tmp_path, r
     path = workspace / "install" / "deal_ros" / "lib" / "deal_ros" / exe
     assert os.access(path, os.X_OK), f"{path} is not executable"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
-    line = _sourced(workspace, f"exec {path} --ros-args -p episodes_dir:={tmp_path}/episodes")
-    if exe != "deal-recorder":
-        line = _sourced(workspace, f"exec {path}")
+    # a namespace of this test's own: a node of the same name left by another test in this
+    # ROS domain was taken for this one, which then got SIGINT while still starting (exit -2)
+    namespace = f"/ws_probe_{os.getpid()}_{exe.replace('-', '_')}"
+    args = f"--ros-args -r __ns:={namespace}"
+    if exe == "deal-recorder":
+        args += f" -p episodes_dir:={tmp_path}/episodes"
+    line = _sourced(workspace, f"exec {path} {args}")
     proc = subprocess.Popen(
         ["bash", "-c", line], cwd=tmp_path, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -144,7 +148,10 @@ def test_node_executable_starts_and_stops(workspace: Path, exe: str, tmp_path, r
     try:
         up = spin_until(
             executor,
-            lambda: proc.poll() is not None or EXECUTABLES[exe] in node.get_node_names(),
+            lambda: (
+                proc.poll() is not None
+                or (EXECUTABLES[exe], namespace) in node.get_node_names_and_namespaces()
+            ),
             timeout=60,
         )
         if not up or proc.poll() is not None:
