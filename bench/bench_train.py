@@ -77,6 +77,7 @@ def trainer(cfg, items, out: Path, k: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--full", action="store_true", help="96x128 images, 30 steps, 4 repeats")
+    p.add_argument("--quick", action="store_true", help="the default size (what make bench runs)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = p.parse_args()
     args.size = (96, 128) if args.full else (64, 80)

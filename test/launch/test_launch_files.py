@@ -185,6 +185,10 @@ def test_config_files_load_into_real_nodes(ros_context, config):
         wanted = _flatten(section["ros__parameters"])
         defaults = _declared(ros_context, classes[node_name])
         assert set(wanted) <= set(defaults), set(wanted) - set(defaults)
+        if config == "realsense.yaml":  # the reference file: every parameter a user can tune
+            untuned = {"use_sim_time", "start_type_description_service", "labels", "name"}
+            missing = set(defaults) - set(wanted) - untuned
+            assert not missing, f"{config} lacks {sorted(missing)}"
         loaded = _declared(
             ros_context, classes[node_name], cli_args=["--ros-args", "--params-file", str(path)]
         )
