@@ -7,7 +7,8 @@ self-distillation), read by the engine's config helpers (:mod:`deal_ros.engine.c
 implementation of the value parsing, the shipped presets, ``base:`` chains, dotted
 ``key=value`` overrides, one line naming an unknown key with the closest known ones); the
 engine's ``OptimConfig`` and ``LoopConfig`` sections and their checks
-(:mod:`deal_ros.engine.settings`) are shared with DEAL's schema.
+(:mod:`deal_ros.engine.settings`) are shared with DEAL's schema, ``LoopConfig`` with one change
+(``BoxLoopConfig``: loader workers default to what the machine has).
 ``is_box_config(source, overrides)`` tells the ``deal train`` command to dispatch here.
 """
 
@@ -32,6 +33,7 @@ from deal_ros.engine.settings import (
     LoopConfig,
     OptimConfig,
     engine_checks,
+    loader_workers,
     raise_first,
     scale_range_check,
 )
@@ -154,6 +156,14 @@ class InferConfig:
     mask_threshold: float = 0.5
 
 
+@dataclass
+class BoxLoopConfig(LoopConfig):
+    """``LoopConfig`` with ``num_workers: auto`` (the default; ``engine.settings.auto_workers``:
+    one per usable CPU but one, at most 4) or a count; ``validate`` makes it a count."""
+
+    num_workers: int | str = "auto"
+
+
 def _box_optim() -> OptimConfig:
     return OptimConfig(name="sgd", lr=0.01, head_lr_mult=1.0, warmup_steps=100, grad_clip=10.0)
 
@@ -184,7 +194,7 @@ class BoxTrainConfig:
     input: BoxInputConfig = field(default_factory=BoxInputConfig)
     augment: BoxAugmentConfig = field(default_factory=BoxAugmentConfig)
     optim: OptimConfig = field(default_factory=_box_optim)
-    train: LoopConfig = field(default_factory=LoopConfig)
+    train: BoxLoopConfig = field(default_factory=BoxLoopConfig)
     loss: BoxLossConfig = field(default_factory=BoxLossConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     infer: InferConfig = field(default_factory=InferConfig)
@@ -231,6 +241,7 @@ class BoxTrainConfig:
              f"distill.match: expected one of {', '.join(MATCHES)}, got {d.match!r}"),
             *engine_checks(self),
         ])  # fmt: skip
+        self.train.num_workers = loader_workers(self.train.num_workers)
         return self
 
 
