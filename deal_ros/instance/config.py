@@ -99,6 +99,7 @@ class BoxLossConfig:
     box_weight: float = 1.0
     centerness_weight: float = 1.0
     projection_weight: float = 1.0
+    projection_bce_weight: float = 0.0  # > 0: + BCE of the projected logits (ours; 0 = BoxInst)
     pairwise_weight: float = 1.0
     color_threshold: float = 0.3
     pairwise_warmup: float = 10000  # steps (< 1: of the run); also ramps L_cons (our choice)
@@ -107,6 +108,7 @@ class BoxLossConfig:
     depth_tau: float = 0.5
     depth_scale: float = 0.01  # S_d = exp(-|d_i - d_j| / depth_scale) on normalised depth
     depth_slope_scale: float = 0.0  # > 0: pairs must also share the depth slope (our addition)
+    depth_gate: bool = False  # True: colour pairs across a depth step leave L_pair (ours)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
@@ -226,6 +228,8 @@ class BoxTrainConfig:
              f"{lo.depth_scale}"),
             (lo.depth_slope_scale >= 0,
              f"loss.depth_slope_scale must be >= 0 (0 = off), got {lo.depth_slope_scale}"),
+            (lo.projection_bce_weight >= 0,
+             f"loss.projection_bce_weight must be >= 0 (0 = off), got {lo.projection_bce_weight}"),
             (lo.depth_norm in DEPTH_NORMS,
              f"loss.depth_norm: expected one of {', '.join(DEPTH_NORMS)}, got {lo.depth_norm!r}"),
             (lo.depth_target in DEPTH_TARGETS,
