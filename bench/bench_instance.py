@@ -3,6 +3,10 @@ data, and the step-time cost of the depth terms, measured side by side in one ru
 
     python bench/bench_instance.py            # --quick: tiny, < 60 s, checks the plumbing
     python bench/bench_instance.py --full     # the ablation (about 20 min on 2 busy cores)
+    python bench/bench_instance.py --make-data DIR [--kind camouflage|flat]   # colour overlap
+    python bench/bench_instance.py --mode overlap --data DIR [--trunks ...] [--recipe]
+                                              # its ablation / the recipe (hours);
+                                              # --steps 4: a smoke test (bench/instance_overlap.py)
 
 Variants (same data, same seed, same schedule):
   boxinst          BoxInst baseline: FCOS + projection + pairwise colour loss
@@ -283,7 +287,7 @@ def overlap_main(args) -> int:
             ov.recipe(Path(d), seeds, Path(args.runs), out)
         else:
             trunks = args.trunks.split(",") if args.trunks else list(ov.MAIN)
-            ov.ablation(Path(d), seeds, trunks, out, args.extra or [], args.tag)
+            ov.ablation(Path(d), seeds, trunks, out, args.extra or [], args.tag, args.steps)
     print(ov.summary(ov.load([out])))
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
@@ -319,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("--summary", nargs="+", metavar="JSONL", help="print the table of results")
     o.add_argument("--extra", nargs="*", help="config overrides on every row (screening)")
     o.add_argument("--tag", default="", help="added to the row names of --extra runs")
+    o.add_argument("--steps", type=int, default=150,
+                   help="steps per row (150: the issue's recipe; a few: a smoke test)")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.mode == "overlap" or args.make_data or args.summary:
