@@ -3,6 +3,10 @@ data, and the step-time cost of the depth terms, measured side by side in one ru
 
     python bench/bench_instance.py            # --quick: tiny, < 60 s, checks the plumbing
     python bench/bench_instance.py --full     # the ablation (about 20 min on 2 busy cores)
+    python bench/bench_instance.py --make-data DIR [--kind camouflage|flat]   # colour overlap
+    python bench/bench_instance.py --mode overlap --data DIR [--trunks ...] [--recipe]
+                                              # its ablation / the issue's recipe (hours);
+                                              # --steps 4: a smoke test (bench/instance_overlap.py)
 
 Variants (same data, same seed, same schedule):
   boxinst          BoxInst baseline: FCOS + projection + pairwise colour loss
@@ -262,6 +266,33 @@ def _detect_over_predict(rt, model, tr: BoxTrainer, val, n: int = 8) -> float:
     return statistics.median(det) / statistics.median(pred)
 
 
+def overlap_main(args) -> int:
+    """``--mode overlap`` / ``--make-data`` / ``--recipe`` / ``--summary`` (instance_overlap.py)."""
+    import instance_overlap as ov
+
+    if args.make_data:
+        out = ov.make_data(args.kind, Path(args.make_data), args.data_seed, args.n, args.val)
+        print(f"bench_instance: {args.kind} scenes -> {out}/train.json, val.json, depth/")
+        return 0
+    if args.summary:
+        print(ov.summary(ov.load([Path(p) for p in args.summary])))
+        return 0
+    if not args.data:
+        raise SystemExit("bench_instance --mode overlap: give --data DIR[,DIR] (--make-data first)")
+    seeds = [int(v) for v in (args.seeds or "0,1,2,3,4").split(",")]
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    for d in args.data.split(","):
+        if args.recipe:
+            ov.recipe(Path(d), seeds, Path(args.runs), out)
+        else:
+            trunks = args.trunks.split(",") if args.trunks else list(ov.MAIN)
+            ov.ablation(Path(d), seeds, trunks, out, args.extra or [], args.tag, args.steps)
+    print(ov.summary(ov.load([out])))
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = p.add_mutually_exclusive_group()
@@ -272,8 +303,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing-steps", type=int, default=None, help="interleaved rounds to time")
     p.add_argument("--export", action="store_true",
                    help="only the exported-bundle check (AP and time vs torch)")  # fmt: skip
+    o = p.add_argument_group("colour-overlap mode (bench/instance_overlap.py)")
+    o.add_argument("--mode", choices=("scenes", "overlap"), default="scenes")
+    o.add_argument("--make-data", metavar="DIR", help="write a colour-overlap COCO folder")
+    o.add_argument("--kind", choices=("camouflage", "flat"), default="camouflage")
+    o.add_argument("--data-seed", type=int, default=0, help="generator seed of --make-data")
+    o.add_argument("--n", type=int, default=200, help="training scenes of --make-data")
+    o.add_argument("--val", type=int, default=50, help="validation scenes of --make-data")
+    o.add_argument("--data", help="comma-separated COCO folders (train.json, val.json, depth/)")
+    o.add_argument("--trunks", help="comma-separated trunks (default: boxinst,depth; all: "
+                   "boxinst,cons-paper,cons,dg,dg-depth,depth)")  # fmt: skip
+    o.add_argument(
+        "--recipe",
+        action="store_true",
+        help="the issue's deal train / deal eval command lines, full vs baseline",
+    )
+    o.add_argument("--runs", default="runs/bench-overlap", help="run folders of --recipe")
+    o.add_argument("--out", default="bench-overlap.jsonl", help="results, one JSON line each")
+    o.add_argument("--summary", nargs="+", metavar="JSONL", help="print the table of results")
+    o.add_argument("--extra", nargs="*", help="config overrides on every row (screening)")
+    o.add_argument("--tag", default="", help="added to the row names of --extra runs")
+    o.add_argument("--steps", type=int, default=150,
+                   help="steps per row (150: the issue's recipe; a few: a smoke test)")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.mode == "overlap" or args.make_data or args.summary:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        return overlap_main(args)
     s = settings(args.full)
     if args.seeds:
         s["seeds"] = [int(v) for v in args.seeds.split(",")]

@@ -36,5 +36,6 @@ Public API (module: names):
   ``parse_override``, ``preset_names`` / ``preset_path`` (``PRESETS``), ``ConfigError``,
   ``ConfigSchema`` (the Protocol a method's schema satisfies)
 * ``settings``:    the sections every schema embeds: ``OptimConfig``, ``LoopConfig``,
-  ``AMP_MODES``, and their checks ``engine_checks``, ``scale_range_check``, ``raise_first``
+  ``AMP_MODES``, and their checks ``engine_checks``, ``scale_range_check``, ``raise_first``;
+  ``loader_workers`` / ``auto_workers`` / ``usable_cpus`` (``num_workers: auto``)
 """

@@ -7,7 +7,8 @@ self-distillation), read by the engine's config helpers (:mod:`deal_ros.engine.c
 implementation of the value parsing, the shipped presets, ``base:`` chains, dotted
 ``key=value`` overrides, one line naming an unknown key with the closest known ones); the
 engine's ``OptimConfig`` and ``LoopConfig`` sections and their checks
-(:mod:`deal_ros.engine.settings`) are shared with DEAL's schema.
+(:mod:`deal_ros.engine.settings`) are shared with DEAL's schema, ``LoopConfig`` with one change
+(``BoxLoopConfig``: loader workers default to what the machine has).
 ``is_box_config(source, overrides)`` tells the ``deal train`` command to dispatch here.
 """
 
@@ -32,6 +33,7 @@ from deal_ros.engine.settings import (
     LoopConfig,
     OptimConfig,
     engine_checks,
+    loader_workers,
     raise_first,
     scale_range_check,
 )
@@ -97,6 +99,7 @@ class BoxLossConfig:
     box_weight: float = 1.0
     centerness_weight: float = 1.0
     projection_weight: float = 1.0
+    projection_bce_weight: float = 0.0  # > 0: + BCE of the projected logits (ours; 0 = BoxInst)
     pairwise_weight: float = 1.0
     color_threshold: float = 0.3
     pairwise_warmup: float = 10000  # steps (< 1: of the run); also ramps L_cons (our choice)
@@ -105,6 +108,7 @@ class BoxLossConfig:
     depth_tau: float = 0.5
     depth_scale: float = 0.01  # S_d = exp(-|d_i - d_j| / depth_scale) on normalised depth
     depth_slope_scale: float = 0.0  # > 0: pairs must also share the depth slope (our addition)
+    depth_gate: bool = False  # True: colour pairs across a depth step leave L_pair (ours)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
@@ -154,6 +158,14 @@ class InferConfig:
     mask_threshold: float = 0.5
 
 
+@dataclass
+class BoxLoopConfig(LoopConfig):
+    """``LoopConfig`` with ``num_workers: auto`` (the default; ``engine.settings.auto_workers``:
+    one per usable CPU but one, at most 4) or a count; ``validate`` makes it a count."""
+
+    num_workers: int | str = "auto"
+
+
 def _box_optim() -> OptimConfig:
     return OptimConfig(name="sgd", lr=0.01, head_lr_mult=1.0, warmup_steps=100, grad_clip=10.0)
 
@@ -184,7 +196,7 @@ class BoxTrainConfig:
     input: BoxInputConfig = field(default_factory=BoxInputConfig)
     augment: BoxAugmentConfig = field(default_factory=BoxAugmentConfig)
     optim: OptimConfig = field(default_factory=_box_optim)
-    train: LoopConfig = field(default_factory=LoopConfig)
+    train: BoxLoopConfig = field(default_factory=BoxLoopConfig)
     loss: BoxLossConfig = field(default_factory=BoxLossConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     infer: InferConfig = field(default_factory=InferConfig)
@@ -216,6 +228,8 @@ class BoxTrainConfig:
              f"{lo.depth_scale}"),
             (lo.depth_slope_scale >= 0,
              f"loss.depth_slope_scale must be >= 0 (0 = off), got {lo.depth_slope_scale}"),
+            (lo.projection_bce_weight >= 0,
+             f"loss.projection_bce_weight must be >= 0 (0 = off), got {lo.projection_bce_weight}"),
             (lo.depth_norm in DEPTH_NORMS,
              f"loss.depth_norm: expected one of {', '.join(DEPTH_NORMS)}, got {lo.depth_norm!r}"),
             (lo.depth_target in DEPTH_TARGETS,
@@ -231,6 +245,7 @@ class BoxTrainConfig:
              f"distill.match: expected one of {', '.join(MATCHES)}, got {d.match!r}"),
             *engine_checks(self),
         ])  # fmt: skip
+        self.train.num_workers = loader_workers(self.train.num_workers)
         return self
 
 

@@ -10,6 +10,7 @@ same detections.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,14 @@ from deal_ros.infer.postprocess import unplace_boxes
 from deal_ros.instance.condinst import CondInst, Instances
 from deal_ros.instance.data import box_items
 
-__all__ = ["coco_ap", "evaluate_model", "predict_dataset", "to_original", "write_overlays"]
+__all__ = [
+    "coco_ap",
+    "evaluate_model",
+    "predict_dataset",
+    "score_instances",
+    "to_original",
+    "write_overlays",
+]
 
 
 def to_original(
@@ -83,9 +91,20 @@ def evaluate_model(
     model: CondInst, dataset, cfg, device="cpu", limit: int | None = None, progress: bool = False
 ) -> dict[str, Any]:
     """COCO mask AP (and box AP) of ``model`` on ``dataset`` (see the module docstring)."""
+    return score_instances(
+        dataset, cfg, predict_dataset(model, dataset, cfg, device, limit, progress)
+    )
+
+
+def score_instances(
+    dataset, cfg, predicted: Iterable[tuple[int, Any, Instances]]
+) -> dict[str, Any]:
+    """COCO AP of (index, original sample, Instances at the input size) triples against the
+    dataset's instance ground truth: the scoring half of :func:`evaluate_model` (the masks
+    mapped back by :func:`to_original`), so known predictions can be scored the same way."""
     gts, preds = [], []
     in_hw = (cfg.input.height, cfg.input.width)
-    for i, sample, inst in predict_dataset(model, dataset, cfg, device, limit, progress):
+    for i, sample, inst in predicted:
         gts.append(instance_ground_truth(dataset, i, sample))
         masks, boxes = to_original(
             inst, in_hw, sample.rgb.shape[:2], cfg.input.fit, cfg.infer.mask_threshold

@@ -3,6 +3,7 @@
 
     L = w_cls L_focal + w_box L_giou + w_ctr L_ctr                       (FCOS, box labels)
       + w_proj L_proj + ramp(step) w_pair L_pair                         (BoxInst)
+      + w_bce L_proj_bce                          (ours: a projection that never saturates)
       + ramp(step - depth_consistency_start) w_cons L_cons              (Eq. 4)
       + w_depth L_depth                                                  (Eq. 2, DG-MaskHead)
       + gamma L_m_dice                                                   (Eq. 10, distillation)
@@ -98,6 +99,8 @@ def mask_losses(
         depth_scale=cfg.depth_scale,
         slope_scale=cfg.depth_slope_scale,
         depth_start=cfg.depth_consistency_start,
+        depth_gate=cfg.depth_gate,
+        projection_bce_weight=cfg.projection_bce_weight,
     )
     proj, pair, cons = terms["projection"], terms["pairwise"], terms["depth_consistency"]
     dloss = zero
@@ -105,7 +108,14 @@ def mask_losses(
         target, valid = depth_target
         dloss = depth_loss(depth_pred, target, boxes * valid.to(boxes.dtype))
     total = terms["loss"] + cfg.depth_weight * dloss
-    return {"proj": proj, "pair": pair, "cons": cons, "depth": dloss, "mask_total": total}
+    return {
+        "proj": proj,
+        "proj_bce": terms["projection_bce"],
+        "pair": pair,
+        "cons": cons,
+        "depth": dloss,
+        "mask_total": total,
+    }
 
 
 def distill_loss(

@@ -1,7 +1,7 @@
 """One training step's losses of the box method: the ``loss_fn`` of its engine ``Stage``.
 
     L = w_cls L_cls + w_box L_box + w_ctr L_ctr                      (FCOS, all locations)
-      + L_proj + L_pair + L_cons + L_depth                             (``losses.py``, sampled
+      + L_proj (+ L_proj_bce) + L_pair + L_cons + L_depth              (``losses.py``, sampled
       + L_distill (from ``distill.start`` on: EMA teacher pseudo masks) positive locations)
 
 The positive locations whose masks are scored are drawn (``loss.max_instances``) from the
@@ -32,7 +32,8 @@ from deal_ros.instance.mask_targets import (
 )
 from deal_ros.instance.targets import fcos_targets
 
-TERMS = ("cls", "box", "ctr", "proj", "pair", "cons", "depth", "distill")
+MASK_TERMS = ("proj", "proj_bce", "pair", "cons", "depth", "distill")
+TERMS = ("cls", "box", "ctr", *MASK_TERMS)
 
 
 class BoxObjective:
@@ -78,7 +79,7 @@ class BoxObjective:
             depth = normalise_depth(pooled_depth(batch["depth"], batch["valid"]), lc.depth_norm)
         sel = sample_positives(targets, lc.max_instances, self.gen)
         zero = total * 0.0
-        mterms = {"proj": zero, "pair": zero, "cons": zero, "depth": zero, "distill": zero}
+        mterms = dict.fromkeys(MASK_TERMS, zero)
         if sel.loc.numel():
             logits, dpred = net.masks(dense, sel.loc, sel.image)
             bm = box_masks(targets.gt_boxes[sel.gt], hw)

@@ -13,15 +13,21 @@ with the LAB colour similarity S_ij = exp(-||Lab_i - Lab_j||_2 / 2):
 computed from logits in log space (log-sum-exp of the two "same" events), then multiplied
 by a linear warm-up min(step / 10000, 1). The pairwise machinery (pairwise.py) also serves
 the depth consistency loss (depth_consistency.py).
+
+Two options of ours, off by default (off = BoxInst as published): ``projection_bce_loss``, a
+BCE on the projected logits that still pulls a saturated mask, and the depth gate
+(``depth_step_gate`` in depth_consistency.py), which leaves colour pairs across a depth step
+out of L_pair.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._checks import as_instance_maps, check_ndim
-from .depth_consistency import depth_consistency_loss
+from .depth_consistency import depth_consistency_loss, depth_step_gate
 from .dice import dice_loss
 from .lab import rgb_to_lab
 from .neighbours import inside, neighbours
@@ -37,6 +43,7 @@ __all__ = [
     "log_same_prob",
     "pairwise_affinity_loss",
     "pairwise_color_loss",
+    "projection_bce_loss",
     "projection_loss",
 ]
 
@@ -59,6 +66,29 @@ def projection_loss(mask_probs: torch.Tensor, box_masks: torch.Tensor) -> torch.
     return (loss_x + loss_y).mean() if m.shape[0] else m.sum() * 0.0
 
 
+def projection_bce_loss(mask_logits: torch.Tensor, box_masks: torch.Tensor) -> torch.Tensor:
+    """BCE between the x and y max-projections of the mask LOGITS and those of the boxes:
+
+        L_proj_bce = mean_n [ BCE(max_y x_n, max_y b_n) + BCE(max_x x_n, max_x b_n) ]
+
+    (BCE with logits, averaged along each projection). Our addition, not BoxInst's: Dice on
+    sigmoid probabilities stops pulling once a mask saturates (its gradient carries
+    sigmoid'(x), ~e^-40 at a logit of -40), and short runs (150 steps, a few thousand at
+    most) drive the dynamic head's logits there within tens of steps: masks empty inside their
+    boxes for good. The BCE gradient on a projected logit is sigmoid(x) - b: 1 for a box
+    column whose mask is saturated off, so the projection always pulls."""
+    x = as_instance_maps("mask_logits", mask_logits)
+    b = as_instance_maps("box_masks", box_masks).to(x.dtype)
+    if x.shape != b.shape:
+        raise ValueError(f"mask_logits and box_masks: shapes differ, {x.shape} vs {b.shape}")
+    if x.shape[0] == 0:
+        return x.sum() * 0.0
+    bce = F.binary_cross_entropy_with_logits
+    on_x = bce(x.amax(2), b.amax(2), reduction="none").mean((1, 2))
+    on_y = bce(x.amax(3), b.amax(3), reduction="none").mean((1, 2))
+    return (on_x + on_y).mean()
+
+
 def color_similarity(lab: torch.Tensor, kernel_size: int = 3, dilation: int = 2) -> torch.Tensor:
     """S_ij = exp(-||Lab_i - Lab_j|| / 2) for the neighbours, (B,K*K-1,H,W); 0 outside."""
     check_ndim("lab", lab, 4, "(B,3,H,W)")
@@ -74,14 +104,19 @@ def pairwise_color_loss(
     threshold: float = 0.3,
     kernel_size: int = 3,
     dilation: int = 2,
+    gate: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """BoxInst's pairwise term: pairs with colour similarity >= ``threshold``, centre in box.
 
     lab: (N,3,H,W) or (1,3,H,W) L*a*b* image(s) at mask resolution (see ``rgb_to_lab``).
+    gate: optional (N or 1,K*K-1,H,W) bool, the pairs allowed at all (``depth_step_gate``:
+    colour pairs across a depth step left out; our addition, None = BoxInst).
     """
     sim = color_similarity(lab, kernel_size, dilation)
     b = as_instance_maps("box_masks", box_masks).to(sim.dtype)
     weights = (sim >= threshold).to(sim.dtype) * b
+    if gate is not None:
+        weights = weights * gate.to(weights.dtype)
     return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
 
 
@@ -101,26 +136,42 @@ def boxinst_terms(
     depth_scale: float = 1.0,
     slope_scale: float = 0.0,
     depth_start: int = 0,
+    depth_gate: bool = False,
+    projection_bce_weight: float = 0.0,
     kernel_size: int = 3,
     dilation: int = 2,
 ) -> dict[str, torch.Tensor]:
     """The mask terms of box supervision on L*a*b* ``lab`` (N or 1,3,H,W):
 
-        L = w_proj L_proj + ramp(step) w_pair L_pair + ramp(step - depth_start) w_depth L_cons
+        L = w_proj L_proj + w_bce L_proj_bce + ramp(step) w_pair L_pair
+            + ramp(step - depth_start) w_depth L_cons
 
     with ramp(t) = min(max(t, 0) / warmup_iters, 1). L_cons (depth_consistency.py) is added
     when ``depth`` (N or 1,1,H,W) is given and ``depth_weight`` > 0. Ramping L_cons like
     L_pair, optionally from a later step, is our choice (the paper is silent): at full weight
     before the masks have formed it drives them to a uniform minimum (every mask all background,
     or all object), where the pairwise and consistency terms vanish and the projection term's
-    gradient dies in the saturated sigmoid. Returns "projection", "pairwise",
-    "depth_consistency" and "loss".
+    gradient dies in the saturated sigmoid. ``depth_gate`` (with ``depth`` and ``depth_weight``
+    > 0; our addition, False = the paper) leaves the colour pairs across a depth step
+    (S_d <= ``depth_tau``) out of L_pair (``depth_step_gate``). Returns "projection",
+    "projection_bce" (``projection_bce_loss``, 0 unless ``projection_bce_weight`` > 0),
+    "pairwise", "depth_consistency" and "loss".
     """
+    use_depth = depth is not None and depth_weight > 0
+    gate = None
+    if use_depth and depth_gate:
+        gate = depth_step_gate(depth, depth_tau, depth_scale, kernel_size, dilation)
     proj = projection_loss(torch.sigmoid(mask_logits), box_masks)
-    pair = pairwise_color_loss(mask_logits, lab, box_masks, color_threshold, kernel_size, dilation)
+    pair = pairwise_color_loss(
+        mask_logits, lab, box_masks, color_threshold, kernel_size, dilation, gate
+    )
     total = projection_weight * proj + linear_warmup(step, warmup_iters) * pairwise_weight * pair
+    proj_bce = mask_logits.sum() * 0.0
+    if projection_bce_weight > 0:
+        proj_bce = projection_bce_loss(mask_logits, box_masks)
+        total = total + projection_bce_weight * proj_bce
     cons = mask_logits.sum() * 0.0
-    if depth is not None and depth_weight > 0:
+    if use_depth:
         cons = depth_consistency_loss(
             mask_logits,
             depth,
@@ -132,7 +183,13 @@ def boxinst_terms(
             slope_scale=slope_scale,
         )
         total = total + linear_warmup(step - depth_start, warmup_iters) * depth_weight * cons
-    return {"projection": proj, "pairwise": pair, "depth_consistency": cons, "loss": total}
+    return {
+        "projection": proj,
+        "projection_bce": proj_bce,
+        "pairwise": pair,
+        "depth_consistency": cons,
+        "loss": total,
+    }
 
 
 class BoxInstLoss(nn.Module):
@@ -153,6 +210,8 @@ class BoxInstLoss(nn.Module):
         depth_scale: float = 1.0,
         slope_scale: float = 0.0,
         depth_start: int = 0,
+        depth_gate: bool = False,
+        projection_bce_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.options = {
@@ -167,6 +226,8 @@ class BoxInstLoss(nn.Module):
             "depth_scale": float(depth_scale),
             "slope_scale": float(slope_scale),
             "depth_start": int(depth_start),
+            "depth_gate": bool(depth_gate),
+            "projection_bce_weight": float(projection_bce_weight),
         }
 
     def forward(self, mask_logits, box_masks, rgb, step: int = 0, depth=None) -> dict:

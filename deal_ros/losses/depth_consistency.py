@@ -113,6 +113,29 @@ def consistent_pairs(
     return sel
 
 
+def depth_step_gate(
+    depth: torch.Tensor,
+    tau: float = 0.5,
+    depth_scale: float = 1.0,
+    kernel_size: int = 3,
+    dilation: int = 2,
+) -> torch.Tensor:
+    """The colour pairs depth lets through, (N,K*K-1,H,W) bool: False where both ends have
+    valid depth and S_d <= tau (a depth step between them), True elsewhere (a pair touching
+    invalid depth keeps its colour verdict: depth says nothing there).
+
+    Our addition (the paper keeps BoxInst's colour pairs as they are and only ADDS the pairs
+    of L_cons): where object and background share a colour, BoxInst's pairwise term joins
+    pairs across the object's outline and floods the mask over its box; L_cons can only add
+    "same" pairs, never break one. Gating the colour pairs by depth breaks exactly those."""
+    d = as_instance_maps("depth", depth)
+    ok = torch.isfinite(d) & (d > 0)
+    nb_ok = neighbours(ok.to(d.dtype), kernel_size, dilation)[:, 0] > 0.5
+    both = ok & nb_ok
+    step = depth_similarity(d, kernel_size, dilation, depth_scale) <= tau
+    return ~(both & step)
+
+
 def depth_consistency_loss(
     mask_logits: torch.Tensor,
     depth: torch.Tensor,

@@ -196,3 +196,17 @@ def test_box_config_preset_overrides_and_errors():
         load_box_config("box", ["input.height=100"])
     with pytest.raises(ConfigError, match=r"distill\.match"):
         load_box_config("box", ["distill.match=area"])
+
+
+def test_loader_workers_default_to_what_the_machine_has():
+    """The preset's ``num_workers: auto``: one per usable CPU but one, at most 4 (the old 4 on a
+    2-core machine made torch warn on every run); explicit counts are kept, bad ones refused."""
+    from deal_ros.engine.settings import auto_workers, usable_cpus
+
+    assert [auto_workers(n) for n in (1, 2, 3, 8, 64)] == [0, 1, 2, 4, 4]
+    assert load_box_config("box", []).train.num_workers == auto_workers(usable_cpus())
+    assert load_box_config(None, []).train.num_workers == auto_workers()
+    assert load_box_config("box", ["train.num_workers=3"]).train.num_workers == 3
+    assert load_box_config("box", ["train.num_workers=auto"]).train.num_workers == auto_workers()
+    with pytest.raises(ConfigError, match=r"train\.num_workers: expected auto or a count"):
+        load_box_config("box", ["train.num_workers=many"])

@@ -141,6 +141,45 @@ def test_mask_loss_glue_weights_and_warmup():
     assert off["mask_total"].item() == pytest.approx((0.7 * proj + 0.25 * 1.3 * pair).item())
 
 
+def test_mask_loss_glue_depth_gate_and_projection_bce():
+    """``loss.depth_gate`` gates L_pair's colour pairs by depth (only with L_cons on) and
+    ``loss.projection_bce_weight`` adds the BCE projection; both off in the preset."""
+    from deal_ros.losses.boxinst import projection_bce_loss
+    from deal_ros.losses.depth_consistency import depth_step_gate
+
+    g = torch.Generator().manual_seed(5)
+    n, h, w = 3, 8, 10
+    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
+    boxes = torch.zeros(n, 1, h, w, dtype=torch.float64)
+    boxes[:, :, 1:7, 2:9] = 1
+    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64)  # colours all alike
+    depth = torch.ones(n, 1, h, w, dtype=torch.float64)
+    depth[:, :, 3:6, 4:7] = 0.8  # an object nearer than its surroundings
+    base = {"pairwise_warmup": 0, "depth_scale": 0.05, "depth_weight": 0.0}
+    plain = mask_losses(logits, None, boxes, lab, depth, None, 5, BoxLossConfig(**base))
+    cfg = BoxLossConfig(**base, depth_gate=True, projection_bce_weight=0.5)
+    out = mask_losses(logits, None, boxes, lab, depth, None, 5, cfg)
+    gate = depth_step_gate(depth, 0.5, 0.05)
+    assert not gate.all()
+    pair = pairwise_color_loss(logits, lab, boxes, 0.3, gate=gate)
+    bce = projection_bce_loss(logits, boxes)
+    assert out["pair"].item() == pytest.approx(pair.item(), rel=1e-12)
+    assert out["pair"].item() != pytest.approx(plain["pair"].item(), rel=1e-3)
+    assert out["proj_bce"].item() == pytest.approx(bce.item(), rel=1e-12)
+    assert plain["proj_bce"].item() == 0.0
+    ref = plain["mask_total"] - plain["pair"] + pair + 0.5 * bce
+    assert out["mask_total"].item() == pytest.approx(ref.item(), rel=1e-12)
+    no_cons = BoxLossConfig(**{**cfg.__dict__, "depth_consistency_weight": 0.0})
+    ungated = mask_losses(logits, None, boxes, lab, depth, None, 5, no_cons)
+    assert ungated["pair"].item() == pytest.approx(plain["pair"].item(), rel=1e-12)
+    preset = load_box_config("box", [])
+    assert preset.loss.depth_gate is False and preset.loss.projection_bce_weight == 0.0
+    keys = ["loss.depth_gate=true", "loss.projection_bce_weight=0.5"]
+    assert load_box_config("box", keys).loss.depth_gate is True
+    with pytest.raises(DealError, match="projection_bce_weight"):
+        load_box_config("box", ["loss.projection_bce_weight=-1"])
+
+
 def test_warmup_and_start_as_fractions_of_the_run():
     cfg = BoxLossConfig(pairwise_warmup=0.11, depth_consistency_start=0.2)
     steps = loss_in_steps(cfg, 1000)

@@ -23,6 +23,7 @@ from deal_ros.losses import (
     reliable_dice_loss,
     rgb_to_lab,
 )
+from deal_ros.losses.boxinst import boxinst_terms, projection_bce_loss
 from deal_ros.losses.depth_consistency import consistent_pairs, slope_similarity
 
 OFFSETS = [(u * 2, v * 2) for u in (-1, 0, 1) for v in (-1, 0, 1) if (u, v) != (0, 0)]
@@ -295,3 +296,58 @@ def test_hungarian_prefers_the_depth_consistent_mask():
     gts = torch.tensor([[6.0, 4.0, 14.0, 12.0], [12.0, 4.0, 16.0, 12.0]])
     result = depth_aware_match(gts, torch.stack([bad, other, good]), depth2)
     assert dict(zip(result.gt_index.tolist(), result.pred_index.tolist())) == {0: 2, 1: 1}
+
+
+def test_depth_gate_leaves_colour_pairs_across_depth_steps_out():
+    """The gated pairwise term = BoxInst's with the colour pairs whose depths both exist and
+    differ (S_d <= tau) left out; pairs touching invalid depth keep their colour verdict."""
+    from deal_ros.losses.depth_consistency import depth_step_gate
+
+    logits, boxes, g = random_instances(seed=8)
+    lab = torch.rand((3, 3, 9, 11), generator=g, dtype=torch.float64) * 2.0  # all alike
+    depth = torch.ones((3, 1, 9, 11), dtype=torch.float64)
+    depth[:, :, 3:7, 4:8] = 0.8  # a nearer object inside every box
+    depth[0, 0, 2, 2] = 0.0  # a hole
+    stack = torch.cat([lab, depth], 1)
+
+    def kept(s, p, q):
+        d = math.sqrt(sum(float(s[ch, p[0], p[1]] - s[ch, q[0], q[1]]) ** 2 for ch in range(3)))
+        if math.exp(-d / 2) < 0.3:
+            return False
+        a, b = float(s[3, p[0], p[1]]), float(s[3, q[0], q[1]])
+        return a <= 0 or b <= 0 or math.exp(-abs(a - b) / 0.05) > 0.5
+
+    gate = depth_step_gate(depth, tau=0.5, depth_scale=0.05)
+    got = pairwise_color_loss(logits, lab, boxes, 0.3, gate=gate).item()
+    assert got == pytest.approx(ref_pairwise(logits, stack, boxes, kept, 4), rel=1e-10)
+    assert got != pytest.approx(pairwise_color_loss(logits, lab, boxes, 0.3).item(), rel=1e-3)
+    # in boxinst_terms the gate belongs to the depth-consistency family: off without it
+    kw = {"color_threshold": 0.3, "warmup_iters": 0, "depth_scale": 0.05, "depth_gate": True}
+    on = boxinst_terms(logits, boxes, lab, 5, depth, **kw)
+    off = boxinst_terms(logits, boxes, lab, 5, depth, **{**kw, "depth_weight": 0.0})
+    assert on["pairwise"].item() == pytest.approx(got, rel=1e-10)
+    assert off["pairwise"].item() == pytest.approx(
+        pairwise_color_loss(logits, lab, boxes, 0.3).item(), rel=1e-10
+    )
+
+
+def test_projection_bce_matches_reference_and_pulls_saturated_masks():
+    logits, boxes, _ = random_instances(seed=9)
+    x, b = logits[:, 0].numpy(), boxes[:, 0].numpy()
+
+    def bce(z, t):
+        return float(np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))))
+
+    expect = np.mean(
+        [bce(x[i].max(0), b[i].max(0)) + bce(x[i].max(1), b[i].max(1)) for i in range(3)]
+    )
+    assert projection_bce_loss(logits, boxes).item() == pytest.approx(expect, rel=1e-12)
+    # a mask saturated off (logit -40): Dice has no gradient left, the BCE still pulls
+    dead = torch.full_like(logits, -40.0, requires_grad=True)
+    projection_loss(torch.sigmoid(dead), boxes).backward()
+    assert dead.grad.abs().max().item() < 1e-15
+    dead.grad = None
+    projection_bce_loss(dead, boxes).backward()
+    assert dead.grad.sum().item() < -0.5  # pushes the box columns' maxima up
+    with pytest.raises(ValueError, match="shapes differ"):
+        projection_bce_loss(logits, boxes[:, :, :5])
