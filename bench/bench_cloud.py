@@ -12,7 +12,7 @@ Measured side by side in one process, interleaved in rounds:
           run and take the CPU from whatever the node does next: the cloud step);
 * cloud:  what ``CloudOutputs.publish`` computes: 16UC1 -> metres, back-projection
           (``stride`` 2, the node's default, and 1), cleaning + summaries
-          (:class:`deal_ros.infer.objects.CloudCleaner`, numpy, and open3d when it imports),
+          (:class:`deal_ros.core.cloud_cleaner.CloudCleaner`, numpy, and open3d when it imports),
           and the PointCloud2 encoding.
 
 Each cloud step is timed right after a model run, as in the node. Printed: medians and the
@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from deal_ros.core.cloud import Intrinsics, backproject  # noqa: E402
+from deal_ros.core.cloud_cleaner import CloudCleaner, load_open3d  # noqa: E402
 from deal_ros.core.depth import depth_to_metres, metres_to_16uc1  # noqa: E402
 from deal_ros.core.pointcloud2 import cloud_to_pointcloud2  # noqa: E402
-from deal_ros.infer.objects import CloudCleaner, load_open3d  # noqa: E402
 
 SIZE = (480, 640)
 

@@ -45,9 +45,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deal_ros.data.torch_dataset import collate_samples
+from deal_ros.engine.ema import EMATeacher
 from deal_ros.instance.config import load_box_config
 from deal_ros.instance.data import box_items, open_box_dataset
-from deal_ros.instance.ema import EMATeacher
 from deal_ros.instance.evaluate import evaluate_model
 from deal_ros.instance.train import BoxTrainer, build_model, distill_start
 
@@ -156,20 +156,20 @@ def branched(cfg, data, val, names: tuple[str, str]) -> dict:
     start = distill_start(cfg, tr.total)
     tr.start_distill, cfg.train.stop_after = None, start
     opt = tr.optimizer()
-    tr.fit(0, opt)
+    tr.fit(0)
     snap = (
         copy.deepcopy(tr.model.state_dict()),
         copy.deepcopy(opt.state_dict()),
         tr.gen.get_state(),
     )
     cfg.train.stop_after = None
-    tr.fit(start, opt)
+    tr.fit(start)
     out = {names[0]: mask_ap(tr, val)}
     tr.model.load_state_dict(snap[0])
     opt.load_state_dict(snap[1])
     tr.gen.set_state(snap[2])
     tr.start_distill, tr.teacher = start, None
-    tr.fit(start, opt)
+    tr.fit(start)
     out[names[1]] = mask_ap(tr, val)
     return out
 
@@ -187,12 +187,11 @@ def step_times(s: dict) -> dict:
     cfgs = {"boxinst": config(s, 0, BASELINE), "+depth": config(s, 0, DEPTH)}
     data = open_box_dataset(cfgs["boxinst"], cfgs["boxinst"].data)
     trs = {k: trainer(c, data) for k, c in cfgs.items()}
-    opts = {k: t.optimizer() for k, t in trs.items()}
     batch = collate_samples([trs["boxinst"].items[i] for i in range(s["batch"])])
 
     def timed(k: str) -> float:
         t0 = time.perf_counter()
-        trs[k]._update(opts[k], batch, 10_000)  # past the pairwise warm-up
+        trs[k].train_step(batch, 10_000)  # past the pairwise warm-up
         return time.perf_counter() - t0
 
     times: dict[str, list[float]] = {"boxinst": [], "+depth": [], "+distill": []}
@@ -214,13 +213,13 @@ def export_check(s: dict, val) -> None:
     """Torch vs exported bundle on the same scenes (``--export``, module docstring)."""
     import tempfile
 
+    from deal_ros.eval.bundle import evaluate_bundle
     from deal_ros.export.instance_bundle import export_instance_model
     from deal_ros.infer.runtime import Runtime
-    from deal_ros.train.evaluate_bundle import evaluate_bundle
 
     cfg = config(s, 0, [*BASELINE, "distill.enabled=false"])
     tr = trainer(cfg, open_box_dataset(cfg, cfg.data))
-    tr.fit(0, tr.optimizer())
+    tr.fit(0)
     torch_ap = mask_ap(tr, val)
     model, inf = tr.model.eval(), cfg.infer
     size = (cfg.input.height, cfg.input.width)

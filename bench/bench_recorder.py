@@ -8,6 +8,10 @@
    >= 0.7).
 3. kill -9 of the recorder mid-episode, then repair: frames sent before the kill minus frames
    kept, in seconds of recording (target <= 1 s).
+4. Transport (``--transport``, or with ``--full``): the same 848x480 30 Hz driver with its
+   default keep-last QoS (depth 10), reliable and best-effort on both sides, each with and
+   without ``FASTRTPS_DEFAULT_PROFILES_FILE`` (the shipped profile) for both processes: pairs
+   sent, kept, and what the recorder reports (upstream loss per stream, drops, the hint).
 
 Run: ``.venv/bin/python bench/bench_recorder.py [--quick|--full] [--dir DIR]`` (quick by
 default: about 40 s; ``--dir`` picks the disk, default a temporary folder under the repo).
@@ -59,15 +63,29 @@ def cpu_times(pid: int) -> tuple[float, float]:
 class Session:
     """A recorder process plus a client node (services, status) in this process."""
 
-    def __init__(self, context: Context, episodes: Path) -> None:
+    def __init__(
+        self,
+        context: Context,
+        episodes: Path,
+        *,
+        profile: bool = True,
+        reliability: str = "reliable",
+    ) -> None:
         self.tag = uuid.uuid4().hex[:8]
+        self.env = dict(os.environ)
+        if not profile:
+            self.env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+        self.reliability = reliability
         self.name = f"bench_rec_{self.tag}"
         self.topics = (f"/b{self.tag}/rgb", f"/b{self.tag}/depth")
         cmd = [sys.executable, "-m", "deal_ros.nodes.recorder", "--ros-args"]
         cmd += ["-r", f"__node:={self.name}", "-p", f"episodes_dir:={episodes}"]
         cmd += ["-p", f"rgb_topic:={self.topics[0]}", "-p", f"depth_topic:={self.topics[1]}"]
         cmd += ["-p", "camera_info_topic:=''", "-p", "min_free_mb:=100.0"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd += ["-p", f"qos.reliability:={reliability}"]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env
+        )
         self.node = rclpy.create_node(f"bench_client_{self.tag}", context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
@@ -97,7 +115,10 @@ class Session:
         cmd += ["--node-name", f"bench_cam_{self.tag}", "--count", str(count)]
         cmd += ["--rgb-topic", self.topics[0], "--depth-topic", self.topics[1]]
         cmd += ["--width", str(W), "--height", str(H), "--manifest", str(manifest)]
-        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        cmd += ["--qos", self.reliability]
+        return subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.env
+        )
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -117,6 +138,10 @@ def _go(cam: subprocess.Popen) -> None:
     cam.stdin.flush()
 
 
+def _accounted(status: EpisodeStatus | None) -> int:
+    return 0 if status is None else status.frames + status.dropped
+
+
 def sustained(context: Context, root: Path, seconds: float) -> None:
     count = int(seconds * 30)
     session = Session(context, root / "sustained")
@@ -131,12 +156,15 @@ def sustained(context: Context, root: Path, seconds: float) -> None:
             session.executor.spin_once(timeout_sec=0.05)
             cam1 = cpu_times(cam.pid)
         rec1, wall = cpu_times(session.proc.pid), time.monotonic() - t0
+        sent = json.loads(manifest.read_text())
+        pairs = len(sent["depth"])
+        # the recorder has taken every frame the driver sent once its status counts them
+        # (recorded or dropped; the last pair waits for the stop), or after 10 s
+        session.spin_until(lambda: _accounted(session.status) >= pairs - 1, 10)
         stop = session.call(StopEpisode, "stop_episode", StopEpisode.Request())
     finally:
         cam.kill()
         session.close()
-    sent = json.loads(manifest.read_text())
-    pairs = len(sent["depth"])
     meta = Episode(Path(stop.path)).meta
     print(f"sustained 30 Hz {W}x{H} rgb8+16UC1, {pairs} pairs over {sent['seconds']:.1f} s:")
     print(
@@ -222,7 +250,7 @@ def kill9(context: Context, root: Path, seconds: float) -> None:
         reply = session.call(StartEpisode, "start_episode", StartEpisode.Request(labels=["mug"]))
         _go(cam)
         session.spin_until(lambda: session.status is not None and session.status.frames > 0, 30)
-        time.sleep(seconds)
+        time.sleep(seconds)  # record for this long before the kill (a duration, not a wait)
         os.kill(session.proc.pid, signal.SIGKILL)
         killed_ns = time.time_ns()
         session.proc.wait(10)
@@ -233,11 +261,12 @@ def kill9(context: Context, root: Path, seconds: float) -> None:
         session.close()
     path = root / "kill9" / reply.episode_id
     report = repair_episode(path)
-    # the driver's stamps follow the wall clock it publishes by: the pairs sent before the
-    # kill are those stamped before it (minus a few ms of transport)
+    # the pairs sent before the kill: those the driver published before it (its stamps run
+    # behind the wall clock by its start-up handshake; the manifest has the publish times)
     sent_log = json.loads(manifest.read_text())
-    rgb = {i for i, stamp in sent_log["rgb"] if stamp < killed_ns}
-    sent = len(rgb & {i for i, stamp in sent_log["depth"] if stamp < killed_ns})
+    before = {i for i, wall_ns in sent_log["published"] if wall_ns < killed_ns}
+    pairs = {i for i, _ in sent_log["rgb"]} & {i for i, _ in sent_log["depth"]}
+    sent = len(pairs & before)
     lost = max(0, sent - report.frames_kept)
     print(f"kill -9 after {seconds:.0f} s of 30 Hz {W}x{H}, then repair:")
     print(
@@ -246,12 +275,79 @@ def kill9(context: Context, root: Path, seconds: float) -> None:
     )
 
 
+def transport(context: Context, root: Path, seconds: float) -> list[dict]:
+    """Part 4 (module doc): one row per (QoS, profile)."""
+    rows = []
+    print(f"transport, 30 Hz {W}x{H} rgb8+16UC1 for {seconds:.0f} s, driver keep-last depth 10:")
+    for reliability in ("reliable", "best_effort"):
+        for profile in (True, False):
+            row = _transport_run(context, root, seconds, reliability, profile)
+            rows.append(row)
+            up = row["upstream"]
+            print(
+                f"  {reliability:11s} profile {'yes' if profile else 'no ':3s}: "
+                f"{row['kept']}/{row['sent']} pairs kept; recorder reports upstream loss "
+                f"rgb {up['rgb']['loss']:.1%}, depth {up['depth']['loss']:.1%}, "
+                f"{row['dropped']} dropped ({row['drops']}); hint: "
+                f"{'yes' if row['hint'] else 'no'}; status upstream_loss "
+                f"{row['status_loss']:.3f}"
+            )
+    return rows
+
+
+def _transport_run(context, root: Path, seconds: float, reliability: str, profile: bool):
+    count = int(seconds * 30)
+    session = Session(context, root / "transport", profile=profile, reliability=reliability)
+    manifest = root / f"transport_{session.tag}.json"
+    cam = session.driver(manifest, count)
+    try:
+        reply = session.call(StartEpisode, "start_episode", StartEpisode.Request(labels=["mug"]))
+        assert reply.success, reply.message
+        _go(cam)
+        while cam.poll() is None:
+            session.executor.spin_once(timeout_sec=0.05)
+        # what is still queued reaches the recorder: wait until its status stops moving
+        last: list[int] = []
+
+        def settled() -> bool:
+            s = session.status
+            last.append(_accounted(s))
+            return len(last) > 20 and len(set(last[-20:])) == 1  # 1 s without a change
+
+        session.spin_until(settled, 15)
+        status_loss = session.status.upstream_loss if session.status else 0.0
+        stop = session.call(StopEpisode, "stop_episode", StopEpisode.Request())
+    finally:
+        cam.kill()
+        session.close()
+    sent = json.loads(manifest.read_text())
+    pairs = len({i for i, _ in sent["rgb"]} & {i for i, _ in sent["depth"]})
+    meta = Episode(Path(stop.path)).meta
+    shutil.rmtree(Path(stop.path), ignore_errors=True)
+    return {
+        "qos": reliability,
+        "profile": profile,
+        "sent": pairs,
+        "kept": meta.frames,
+        "dropped": meta.dropped_total,
+        "drops": {k: v for k, v in meta.dropped.items() if v},
+        "upstream": meta.upstream,
+        "hint": "check the QoS" in stop.message,
+        "status_loss": status_loss,
+        "stop_message": stop.message,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about 40 s (default)")
     mode.add_argument("--full", action="store_true", help="60 s streams, bigger writes")
     parser.add_argument("--dir", help="where to write (default: a temp folder in the repo)")
+    parser.add_argument(
+        "--transport", action="store_true", help="part 4 only: QoS x DDS profile (about 90 s)"
+    )
+    parser.add_argument("--json", help="write part 4's rows to this file")
     args = parser.parse_args(argv)
     full = args.full
     base = Path(args.dir) if args.dir else REPO
@@ -259,9 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     context = Context()
     rclpy.init(context=context)
     try:
-        throughput(root, 600 if full else 200, 7 if full else 5)
-        sustained(context, root, 60 if full else 8)
-        kill9(context, root, 10 if full else 3)
+        if not args.transport:
+            throughput(root, 600 if full else 200, 7 if full else 5)
+            sustained(context, root, 60 if full else 8)
+            kill9(context, root, 10 if full else 3)
+        if args.transport or full:
+            rows = transport(context, root, 20 if full else 10)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1))
     finally:
         rclpy.shutdown(context=context)
         shutil.rmtree(root, ignore_errors=True)

@@ -17,6 +17,13 @@ object-sized masks (blobs of ~4 % of the image): resizing only near above-thresh
 (``threshold_on_image``) over the whole resize + threshold.
 ``--providers cuda`` / ``--providers tensorrt --fp16`` do the same on a GPU.
 
+``--transport``: frames the ``deal-segmenter`` executable processes of a 30 Hz 848x480 rgb8 +
+16UC1 stream from a camera-driver process (test/ros_image_publisher.py, reliable, depth 10) that
+has no Fast DDS profile, as a user's driver would: the segmenter started with no profile
+variable (so it sets the shipped one itself: the real path) versus with a profile file holding
+Fast DDS's defaults (what it did before). A tiny 64x96 model, so the transport, not the
+inference, limits what is processed. Runs alternate; ``--repeats`` each.
+
 Run: ``.venv/bin/python bench/bench_segmenter.py [--quick|--full] [--providers cpu]``
 (``--quick``, the default: model input 480x640; ``--full``: also 240x320, more frames).
 """
@@ -116,7 +123,7 @@ class Bench:
                 kind, f"/deal_segmenter/{name}",
                 lambda m, n=name: self.seen.__setitem__(n, m.header.stamp.sec), qos,
             )  # fmt: skip
-        self.pub = self.client.create_publisher(Image, "image", qos)
+        self.pub = self.client.create_publisher(Image, self.node.topics["image"], qos)
         self.stamp = 0
 
     def wait(self, predicate, timeout: float = 30.0) -> bool:
@@ -213,6 +220,102 @@ def mask_step_ratio(image: tuple[int, int] = IMAGE, repeats: int = 20) -> tuple[
     return tuple(statistics.median(v) * 1000 for v in (timings["window"], timings["whole"]))
 
 
+DEFAULTS_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
+<dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"><profiles>
+  <participant profile_name="fastdds_defaults" is_default_profile="true"><rtps/></participant>
+</profiles></dds>
+"""
+
+
+def _child_env(profile: str | None) -> dict[str, str]:
+    """This environment without a Fast DDS profile, or with ``profile``."""
+    env = {k: v for k, v in os.environ.items() if k != "FASTRTPS_DEFAULT_PROFILES_FILE"}
+    if profile:
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = profile
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "test"), env.get("PYTHONPATH")]))
+    return env
+
+
+def transport_run(
+    model: Path, profile: str | None, frames: int, reliability: str, driver_profile: str | None
+) -> dict:
+    """One segmenter process + one driver process; the segmenter's last ~/stats."""
+    import json
+    import subprocess
+
+    from std_msgs.msg import String
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("transport_bench", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    stats: list[dict] = []
+    node.create_subscription(String, "/deal_segmenter/stats",
+                             lambda m: stats.append(json.loads(m.data)), 10)  # fmt: skip
+    segmenter = subprocess.Popen(
+        [sys.executable, "-m", "deal_ros.nodes.segmenter", "--ros-args", "-p", f"model:={model}",
+         "-p", "use_depth:=true", "-p", "threads:=1", "-p", "stats_period:=0.5",
+         "-p", f"qos.reliability:={reliability}"],
+        env=_child_env(profile), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not stats and time.monotonic() < deadline:  # the node is up and configured
+            executor.spin_once(timeout_sec=0.2)
+        driver = subprocess.run(
+            [sys.executable, str(REPO / "test" / "ros_image_publisher.py"), "--count",
+             str(frames), "--width", "848", "--height", "480", "--wait-subscribers", "60"],
+            env=_child_env(driver_profile), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if driver.returncode != 0:
+            raise SystemExit(f"driver failed: {driver.stdout}{driver.stderr}")
+        settled, last = 0, None  # the counters stop moving: every frame in flight is in
+        while settled < 3 and time.monotonic() < deadline + 300:
+            n = len(stats)
+            while len(stats) == n:
+                executor.spin_once(timeout_sec=0.2)
+            now = (stats[-1]["received"], stats[-1]["processed"])
+            settled = settled + 1 if now == last else 0
+            last = now
+        return stats[-1]
+    finally:
+        segmenter.send_signal(2)
+        out = segmenter.communicate(timeout=60)[0]
+        if "transport: using the shipped" in out:
+            stats[-1]["log"] = "shipped profile set by the node"
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def transport(frames: int, repeats: int, reliability: str, driver_profile: bool) -> int:
+    with tempfile.TemporaryDirectory(prefix="deal-bench-") as tmp:
+        model = make_bundle(Path(tmp), (64, 96))
+        defaults = Path(tmp) / "fastdds_defaults.xml"
+        defaults.write_text(DEFAULTS_PROFILE)
+        from deal_ros.nodes.transport import find_fastdds_profile
+
+        driver = str(find_fastdds_profile()) if driver_profile else None
+        print(f"deal-segmenter, {frames} frames of 848x480 rgb8 + 16UC1 at 30 Hz from a driver "
+              f"process {'WITH the shipped' if driver else 'without a'} profile; segmenter "
+              f"qos.reliability {reliability}")  # fmt: skip
+        print(f"{'segmenter profile':>26} {'received':>9} {'processed':>10} {'depth':>6}")
+        results: dict[str, list[int]] = {"shipped": [], "none": []}
+        for _ in range(repeats):
+            for name, profile in (("shipped", None), ("none", str(defaults))):
+                snap = transport_run(model, profile, frames, reliability, driver)
+                results[name].append(snap["processed"])
+                label = "shipped (set by the node)" if name == "shipped" else "Fast DDS defaults"
+                if name == "shipped" and snap.get("log") is None:
+                    label = "shipped (NOT set?)"
+                print(f"{label:>26} {snap['received']:9d} {snap['processed']:10d} "
+                      f"{snap.get('depth_received', 0):6d}")  # fmt: skip
+        for name, counts in results.items():
+            print(f"{name}: processed {counts} of {frames} (median {statistics.median(counts)})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
@@ -228,7 +331,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"an instance bundle ({INSTANCES_PER_FRAME} instances per frame)",
     )
+    parser.add_argument(
+        "--transport",
+        action="store_true",
+        help="frames processed from a driver process, with / without profile",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="--transport: runs of each")
+    parser.add_argument(
+        "--driver-profile",
+        action="store_true",
+        help="--transport: the driver uses the shipped profile too",
+    )
+    parser.add_argument("--reliability", default="best_effort",
+                        help="--transport: the segmenter's qos.reliability")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.transport:
+        return transport(args.frames or 150, args.repeats, args.reliability, args.driver_profile)
     sizes = [(480, 640), (240, 320)] if args.full else [(480, 640)]
     frames = args.frames or (60 if args.full else 24)
     rgb = test_image()

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
+from deal_ros.engine.loop import Trainer
 from deal_ros.train.config import load_config
 from deal_ros.train.data import EpochBatches, TrainItems, open_dataset
-from deal_ros.train.loop import Trainer
 from deal_ros.train.stages.cam import cam_stage
 
 

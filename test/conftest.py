@@ -13,8 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 # users of the machine) never see each other's topics, and no discovery traffic leaves loopback.
 os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+# No Fast DDS profile is set here: the tests run as users run the code. The node executables set
+# the shipped profile themselves when none is set (deal_ros.nodes.transport); the test process
+# and the driver processes it starts are a user's camera driver, which has none, unless a test
+# gives one to a process of its own and says why (test/recorder_process.py, test_transport.py).
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from deal_ros.cli import main as deal
 INPUT_SIZE = (64, 96)
 _ROOT = Path(tempfile.mkdtemp(prefix="deal-instance-tests-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
-# a CondInst small enough for CPU tests at 64x96 (shared with test_instance_train.py)
+# a CondInst small enough for CPU tests at 64x96 (shared with instance/test_train.py)
 TINY = [
     "input.height=64",
     "input.width=96",

@@ -6,7 +6,13 @@ colour frames missing (every ``--drop-color-every``-th). Frame ``i`` carries ``i
 (rgb[..., 0] = i % 256, depth = 500 + i mm outside the zero band) so a reader can check every
 pair. ``--inject KIND:INDEX,...`` replaces frame INDEX by a bad one: ``encoding`` (yuv422 colour),
 ``size`` (depth of another size), ``backwards`` (colour and depth stamped 1 s in the past),
-``invalid_depth`` (all-zero depth). ``--manifest FILE`` receives a JSON record of what was sent.
+``invalid_depth`` (all-zero depth), ``zero_size`` (colour 0x0), ``short_step`` (colour step
+under a row), ``short_data`` (colour data shorter than step*height), ``not_cdr`` (colour bytes
+that are no CDR message), ``ahead`` (both stamped an hour ahead), ``colour_ahead`` (colour
+alone an hour ahead), ``epoch`` (both stamped 3 s after 1970-01-01), ``future`` (both stamped
+five years ahead); and from frame INDEX on, every frame: ``step_ahead`` (the camera clock steps
+an hour forward, a driver restart) or ``step_back`` (10 s back, an NTP step).
+``--manifest FILE`` receives a JSON record of what was sent.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from deal_ros.core.image_codec import numpy_to_image
 
 NS = 1_000_000_000
+ACK_TIMEOUT_S = 10.0
 
 
 def frame(i: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,14 +64,27 @@ def serialized_info(stamp_ns: int, height: int, width: int) -> bytes:
     return serialize_message(_info(stamp_ns, height, width))
 
 
+BAD_FRAMES = (
+    "encoding", "size", "backwards", "invalid_depth", "zero_size", "short_step", "short_data",
+    "not_cdr", "ahead", "colour_ahead", "epoch", "future",
+)  # fmt: skip
+CLOCK_STEPS = {"step_ahead": 3600 * NS, "step_back": -10 * NS}
+HOUR = 3600 * NS
+
+
 def parse_injections(text: str) -> dict[int, str]:
     out: dict[int, str] = {}
     for item in filter(None, text.split(",")):
         kind, index = item.split(":")
-        if kind not in ("encoding", "size", "backwards", "invalid_depth"):
+        if kind not in BAD_FRAMES and kind not in CLOCK_STEPS:
             raise SystemExit(f"driver: unknown injection {kind!r}")
         out[int(index)] = kind
     return out
+
+
+def _clock_step(injections: dict[int, str], i: int) -> int:
+    """The camera clock's offset at frame ``i`` (the ``step_*`` injections so far)."""
+    return sum(CLOCK_STEPS[k] for n, k in injections.items() if k in CLOCK_STEPS and n <= i)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +133,25 @@ def _info(stamp_ns: int, height: int, width: int) -> CameraInfo:
 
 
 def _bad(kind: str, i: int, args, stamp: int, rgb: np.ndarray, depth: np.ndarray):
-    """(rgb msg, depth msg) for an injected bad frame."""
+    """(rgb msg or serialized bytes, depth msg) for an injected bad frame."""
+    stamped = {"ahead": HOUR, "epoch": 3 * NS - stamp, "future": 5 * 365 * 86_400 * NS}
+    if kind in stamped:
+        moved = stamp + stamped[kind]
+        return _msg(rgb, "rgb8", moved, "c"), _msg(depth, "16UC1", moved, "d")
+    if kind == "colour_ahead":
+        return _msg(rgb, "rgb8", stamp + HOUR, "c"), _msg(depth, "16UC1", stamp, "d")
+    if kind in ("zero_size", "short_step", "short_data"):
+        msg = _msg(rgb, "rgb8", stamp, "c")
+        if kind == "zero_size":
+            msg.height = msg.width = msg.step = 0
+            msg.data = []
+        elif kind == "short_step":
+            msg.step = args.width  # a third of a row of rgb8
+        else:
+            msg.data = msg.data[: len(msg.data) // 2]
+        return msg, _msg(depth, "16UC1", stamp, "d")
+    if kind == "not_cdr":
+        return b"\x07\x07 not a CDR message at all", _msg(depth, "16UC1", stamp, "d")
     if kind == "encoding":
         yuv = np.zeros((args.height, args.width, 2), np.uint8)
         return _msg(yuv, "8UC2", stamp, "c"), _msg(depth, "16UC1", stamp, "d")
@@ -146,40 +184,63 @@ def main(argv: list[str] | None = None) -> int:
             print("driver: no subscriber appeared", file=sys.stderr)
             return 1
         rclpy.spin_once(node, timeout_sec=0.05)
-    time.sleep(0.3)  # let the reliable matches settle on both topics
     if args.wait_go:
         print("ready", flush=True)
         sys.stdin.readline()
-    base = time.time_ns()
     sent: dict[str, list] = {"rgb": [], "depth": [], "injected": []}
     t0 = time.monotonic()
-    with contextlib.suppress(KeyboardInterrupt):  # stopped early: still write what was sent
-        _publish(args, injections, rng, base, node, (rgb_pub, depth_pub, info_pub), sent)
+    interrupted = False
+    try:
+        _publish(args, injections, rng, (rgb_pub, depth_pub, info_pub), sent)
+    except KeyboardInterrupt:  # stopped early (the subscriber may be gone: a kill -9 test)
+        interrupted = True
     sent["seconds"] = time.monotonic() - t0
-    # every stream's last message must reach the recorder before the test stops it (delivery
-    # across topics is unordered): wait for the acknowledgements (reliable QoS), then settle
-    for pub in (rgb_pub, depth_pub, info_pub):
-        if pub is not None:
-            pub.wait_for_all_acked(Duration(seconds=10))
-    time.sleep(0.3)
-    if args.manifest:
+    if args.manifest:  # what was sent, written first: nothing below may lose it
         with open(args.manifest, "w") as f:
             json.dump(sent, f)
-    node.destroy_node()
+    # every stream's last message is in the subscriber's reader once acknowledged (reliable
+    # QoS); that the recorder has taken it is for the caller to wait on (its status counts).
+    # Not after an interrupt: rclpy's SIGINT handler has shut the context down, and a dead
+    # subscriber never acknowledges.
+    if not interrupted and not _acknowledged((rgb_pub, depth_pub, info_pub), ACK_TIMEOUT_S):
+        print(f"driver: the last frames not acknowledged within {ACK_TIMEOUT_S} s", file=sys.stderr)
+    with contextlib.suppress(Exception):  # the context may already be shut down
+        node.destroy_node()
     rclpy.try_shutdown()
     return 0
 
 
-def _publish(args, injections, rng, base: int, node, pubs, sent: dict) -> None:
-    """Publish the frames (module doc), recording what was sent in ``sent``."""
+def _acknowledged(pubs, timeout_s: float) -> bool:
+    """Wait until every reliable subscriber of ``pubs`` acknowledged what was published
+    (False, not an exception, when the context is shutting down)."""
+    deadline = Duration(seconds=timeout_s)
+    try:
+        return all(pub.wait_for_all_acked(deadline) for pub in pubs if pub is not None)
+    except Exception as exc:  # rclpy's RCLError once a signal shut the context down
+        print(f"driver: acknowledgements not awaited: {exc}", file=sys.stderr)
+        return False
+
+
+def _publish(args, injections, rng, pubs, sent: dict) -> None:
+    """Publish the frames (module doc), recording what was sent in ``sent``.
+
+    Frame 0 goes out first and alone: once every subscriber acknowledged it, discovery is
+    complete in both directions (a subscriber also knows this publisher), so no later frame is
+    lost to a match still settling. Then the pacing restarts: frame i (i >= 1) is published
+    ``(i - 1) / rate`` after that, stamped ``i / rate`` after frame 0, so the stamps stay one
+    steady stream (the wait is no gap in them, which the recorder would count as frames lost
+    upstream) that runs behind the wall clock by the wait. ``sent["published"]`` holds each
+    frame's wall-clock publish time."""
     rgb_pub, depth_pub, info_pub = pubs
     period = 1.0 / args.rate
-    next_t = time.monotonic()
+    base, start = time.time_ns(), time.monotonic()
+    sent["published"] = []
     for i in range(args.count):
         stamp = base + int(i * period * NS) + int(rng.uniform(-1, 1) * args.jitter_ms * 1e6)
+        stamp += _clock_step(injections, i)
         rgb, depth = frame(i, args.height, args.width)
         depth_stamp = stamp + int(rng.uniform(-1, 1) * 1e6)
-        if i in injections:
+        if injections.get(i) in BAD_FRAMES:
             rgb_msg, depth_msg = _bad(injections[i], i, args, stamp, rgb, depth)
             sent["injected"].append([i, injections[i]])
         else:
@@ -197,8 +258,13 @@ def _publish(args, injections, rng, base: int, node, pubs, sent: dict) -> None:
             sent["rgb"].append([i, stamp])
         depth_pub.publish(depth_msg)
         sent["depth"].append([i, depth_stamp])
-        next_t += period
-        time.sleep(max(0.0, next_t - time.monotonic()))
+        sent["published"].append([i, time.time_ns()])
+        if i == 0:
+            if not _acknowledged((rgb_pub if colour else None, depth_pub, info_pub), 20.0):
+                raise SystemExit("driver: frame 0 not acknowledged by the subscribers in 20 s")
+            start = time.monotonic() - period
+        # pacing at the camera rate (not synchronisation): frame i + 1 is due at this time
+        time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -62,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         rgb_pub.publish(rgb_msg)
         depth_pub.publish(depth_msg)
         next_t += period
-        time.sleep(max(0.0, next_t - time.monotonic()))
-    time.sleep(0.5)
+        time.sleep(max(0.0, next_t - time.monotonic()))  # pacing at --rate, not synchronisation
+    # the receiver holds every frame once it acknowledged it (reliable QoS): then exit
+    acked = all(pub.wait_for_all_acked(Duration(seconds=10)) for pub in (rgb_pub, depth_pub))
+    if not acked:
+        print("publisher: frames not acknowledged within 10 s", file=sys.stderr)
     node.destroy_node()
     rclpy.shutdown()
     return 0

@@ -22,6 +22,17 @@ MOVED = {
     "deal_ros.data.scene_sensor": "deal_ros.scene.sensor",
     "deal_ros.data.scene_texture": "deal_ros.scene.texture",
     "deal_ros.data.scene_view": "deal_ros.scene.view",
+    "deal_ros.infer.objects": "deal_ros.core.cloud_cleaner",
+    "deal_ros.train.loop": "deal_ros.engine.loop",
+    "deal_ros.train.checkpoints": "deal_ros.engine.checkpoints",
+    "deal_ros.train.runfolder": "deal_ros.engine.runfolder",
+    "deal_ros.train.log": "deal_ros.engine.log",
+    "deal_ros.train.ddp": "deal_ros.engine.ddp",
+    "deal_ros.train.stages.common": "deal_ros.engine.runfolder",
+    "deal_ros.instance.ema": "deal_ros.engine.ema",
+    "deal_ros.train.evaluate_bundle": "deal_ros.eval.bundle",
+    "deal_ros.train.results_text": "deal_ros.eval.results_text",
+    "deal_ros.instance.export": "deal_ros.export.instance_onnx",
 }
 
 

@@ -3,6 +3,7 @@
 deal episodes list ./episodes          # id, labels, frames, duration, size, state
 deal episodes info ./episodes/<id>     # stamps, rates, drops and why, depth validity, sizes
 deal episodes repair ./episodes/<id>   # after a crash or power loss (or a whole directory)
+deal episodes repair --bag ./some_bag  # the same for a plain rosbag2 MCAP bag (torn copy)
 deal episodes export ./episodes/<id> --format png   # frames for a quick look
 deal episodes boxes ./episodes/<id> --add mug 120,80,260,240  # operator box, whole episode
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -20,8 +22,15 @@ from typing import Any
 import numpy as np
 
 from deal_ros.episodes.mcap_recover import scan_mcap
-from deal_ros.episodes.meta import META_FILE, EpisodeError, save_meta, validate_boxes
-from deal_ros.episodes.repair import find_mcap, pair_counts
+from deal_ros.episodes.meta import (
+    META_FILE,
+    EpisodeError,
+    save_meta,
+    upstream_line,
+    validate_boxes,
+)
+from deal_ros.episodes.repair import find_mcap, pair_counts, recover_bag
+from deal_ros.episodes.safe_paths import refuse_outside_links, tree
 from deal_ros.episodes.store import Episode, EpisodeStore, repair_episode
 from deal_ros.errors import DealError
 
@@ -37,8 +46,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("episode", help="episode directory")
     p.add_argument("--depth", action="store_true", help="decode every frame for depth statistics")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="read the message indexes only (no chunk CRC check: faster on big episodes)",
+    )
     p = sub.add_parser("repair", help="make interrupted episodes valid again (in place)")
     p.add_argument("paths", nargs="+", help="episode directories, or an episodes directory")
+    p.add_argument(
+        "--bag",
+        action="store_true",
+        help="the paths are plain rosbag2 MCAP bags (a folder with one .mcap, e.g. from a "
+        "killed 'ros2 bag record' or a copy cut short): keep every complete chunk, write the "
+        "summary and metadata.yaml, in place",
+    )
     p = sub.add_parser(
         "export",
         help="write an episode's frames as files: png (rgb + 16-bit depth mm), npz, or ply "
@@ -170,13 +191,26 @@ def _rates(times: list[int]) -> dict[str, Any]:
     }
 
 
-def _index(episode: Episode) -> dict[str, Any]:
-    """Counts and rates from the MCAP message indexes (no frame data is read)."""
+def _index(episode: Episode, check_crc: bool = True) -> dict[str, Any]:
+    """Counts and rates from the MCAP message indexes; with ``check_crc`` every chunk is read
+    and checked against its CRC (a progress bar shows it), else no frame data is read."""
     mcap = find_mcap(episode.bag_dir)
     size = mcap.stat().st_size
-    scan = scan_mcap(mcap, trusted_until=size)
+    if check_crc:
+        with _progress(size, "check CRCs") as bar:
+            scan = scan_mcap(mcap, progress=lambda off: bar.update(off - bar.n))
+    else:
+        scan = scan_mcap(mcap, trusted_until=size)
     pairs, orphans, times = pair_counts(scan)
     counts = {scan.channels[cid][1]: n for cid, n in scan.channel_counts().items()}
+    crc: dict[str, Any] = {"checked": check_crc}
+    if check_crc:
+        crc.update(
+            chunks=len(scan.chunks),
+            without_crc=sum(1 for g in scan.chunks if g.crc_ok is None),
+            failing=[g.start for g in scan.bad_chunks],
+            frames_in_failing=pair_counts(scan, good_only=False)[0] - pairs,
+        )
     return {
         "messages": counts,
         "pairs": pairs,
@@ -184,6 +218,7 @@ def _index(episode: Episode) -> dict[str, Any]:
         "rates": _rates(times),
         "bag_finalized": scan.finalized,
         "torn_tail": scan.problem if not scan.finalized else "",
+        "crc": crc,
     }
 
 
@@ -231,11 +266,13 @@ def _info(args: argparse.Namespace) -> int:
         "encodings": m.encodings,
         "size": m.size,
         "depth_valid_fraction_live": m.depth_valid_fraction,
+        "upstream": m.upstream,
+        "clock_steps": m.clock_steps,
         "bytes_on_disk": episode.disk_bytes(),
         "repair": m.repair,
     }
     if episode.bag_dir.is_dir():
-        report["bag"] = _index(episode)
+        report["bag"] = _index(episode, check_crc=not args.quick)
     if args.depth:
         if episode.state in ("recording", "interrupted"):
             raise EpisodeError(f"episode '{episode.path}' is {episode.state}: repair it first")
@@ -283,6 +320,11 @@ def _info_text(r: dict[str, Any]) -> str:
         + (", ".join(f"{k}={v}" for k, v in drops.items()) or "none")
         + (f"  (invalid: {', '.join(f'{k}={v}' for k, v in invalid.items())})" if invalid else "")
     )
+    upstream = upstream_line(r["upstream"])
+    if upstream:
+        lines.append(f"upstream  {upstream.removeprefix('upstream loss ')}")
+    if r["clock_steps"]:
+        lines.append(f"clock     followed {r['clock_steps']} camera clock step(s), no frame lost")
     depth = r.get("depth") or {}
     live = r["depth_valid_fraction_live"]
     text = (
@@ -305,6 +347,7 @@ def _info_text(r: dict[str, Any]) -> str:
         lines.append(f"bag       {msgs}; {bag['unpaired_messages']} unpaired messages")
         if not bag["bag_finalized"]:
             lines.append(f"          NOT CLOSED ({bag['torn_tail'] or 'no summary'}): run repair")
+        lines.append(_crc_line(bag["crc"]))
     if r["repair"]:
         rep = r["repair"]
         lines.append(
@@ -312,6 +355,21 @@ def _info_text(r: dict[str, Any]) -> str:
             f"{human_bytes(rep.get('dropped_bytes', 0))}"
         )
     return "\n".join(lines)
+
+
+def _crc_line(crc: dict[str, Any]) -> str:
+    if not crc["checked"]:
+        return "crc       not checked (--quick)"
+    if crc["failing"]:
+        at = ", ".join(str(o) for o in crc["failing"][:5])
+        return (
+            f"crc       {len(crc['failing'])} of {crc['chunks']} chunks FAIL their CRC "
+            f"(offsets {at}{', ...' if len(crc['failing']) > 5 else ''}): their "
+            f"{crc['frames_in_failing']} frames are skipped by every reader"
+        )
+    if crc["without_crc"] == crc["chunks"] and crc["chunks"]:
+        return f"crc       none to check ({crc['chunks']} chunks written without CRCs)"
+    return f"crc       ok ({crc['chunks'] - crc['without_crc']} chunks checked)"
 
 
 # ----------------------------------------------------------------------------- repair
@@ -333,8 +391,32 @@ def _targets(paths: list[str]) -> list[Path]:
     return out
 
 
+def _repair_bag(raw: str) -> str:
+    """Repair one plain MCAP bag in place; its summary line."""
+    bag = Path(raw)
+    if bag.is_file() and bag.suffix == ".mcap":
+        bag = bag.parent
+    if not bag.is_dir():
+        raise EpisodeError(f"'{bag}' is not a bag directory")
+    mcap = find_mcap(bag)
+    refuse_outside_links(bag, [mcap, bag / "metadata.yaml"], "repair --bag")
+    with _progress(mcap.stat().st_size, f"repair {bag.name}") as bar:
+        recovery = recover_bag(bag, plain=True, progress=lambda off: bar.update(off - bar.n))
+    return recovery.plain_summary(bag)
+
+
 def _repair(args: argparse.Namespace) -> int:
     failures = 0
+    if args.bag:
+        for raw in args.paths:
+            try:
+                print(_repair_bag(raw))
+            except DealError as exc:
+                print(f"{raw}: {exc}", file=sys.stderr)
+                failures += 1
+        if failures:
+            raise EpisodeError(f"{failures} bag(s) could not be repaired")
+        return 0
     for path in _targets(args.paths):
         try:
             episode = Episode(path)
@@ -360,6 +442,7 @@ def _export(args: argparse.Namespace) -> int:
         raise EpisodeError("--every must be >= 1 and --limit >= 0")
     episode = _open(args.episode)
     out = Path(args.out) if args.out else episode.path / f"export-{args.format}"
+    _refuse_export_links(episode.path, out)
     out.mkdir(parents=True, exist_ok=True)
     total = -(-len(episode) // args.every)
     if args.limit:
@@ -393,6 +476,15 @@ def _export(args: argparse.Namespace) -> int:
     labels = ", ".join(episode.labels)
     print(f"exported {len(rows)} frames of '{episode.episode_id}' ({labels}) to '{out}'")
     return 0
+
+
+def _refuse_export_links(episode: Path, out: Path) -> None:
+    """An export into the episode folder never writes through a link leading outside it (an
+    ``--out`` elsewhere is the user's choice)."""
+    inside = Path(os.path.abspath(out))
+    root = Path(os.path.abspath(episode))
+    if inside == root or root in inside.parents:
+        refuse_outside_links(root, [inside, *tree(inside)], "export")
 
 
 def _export_ply(episode, out: Path, total: int, args: argparse.Namespace) -> int:
@@ -434,6 +526,7 @@ def _boxes(args: argparse.Namespace) -> int:
     if args.add or args.clear:
         if episode.is_locked():
             raise EpisodeError(f"'{episode.path}' is being recorded; change its boxes after stop")
+        refuse_outside_links(episode.path, [episode.path / META_FILE], "boxes")
         frames = "all" if args.frames == "all" else args.frames.split(",")
         added = [_parse_box(label, text, frames) for label, text in args.add]
         boxes = validate_boxes(([] if args.clear else meta.boxes) + added, meta.labels)

@@ -42,9 +42,11 @@ def _eval_run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from deal_ros.commands._methods import BOX, run_method
     from deal_ros.commands.pseudo import set_threads, split_settings
+    from deal_ros.engine.device import resolve_device
     from deal_ros.errors import DealError
-    from deal_ros.instance.cli import is_box_run
+    from deal_ros.eval.results_text import format_results
     from deal_ros.train.config import apply_overrides, from_dict, to_dict
     from deal_ros.train.data import open_dataset
     from deal_ros.train.evaluate import (
@@ -52,12 +54,10 @@ def _eval_run(args: argparse.Namespace) -> int:
         evaluate_pseudo_dir,
         evaluate_seg,
     )
-    from deal_ros.train.loop import resolve_device
-    from deal_ros.train.results_text import format_results
     from deal_ros.train.run import load_run
 
     runs = [v.split("=", 1)[1] for v in args.settings if v.startswith("run=")]
-    if runs and is_box_run(runs[-1]):  # a box-supervised instance run
+    if runs and run_method(runs[-1]) == BOX:  # a box-supervised instance run
         from deal_ros.instance.cli import eval_command
 
         return eval_command(args.settings, progress=not args.no_progress)
@@ -108,9 +108,9 @@ def _eval_bundle(settings: list[str], progress: bool) -> int:
     from deal_ros.commands.pseudo import split_settings
     from deal_ros.data.registry import build_dataset
     from deal_ros.errors import DealError
+    from deal_ros.eval.bundle import evaluate_bundle
+    from deal_ros.eval.results_text import format_ap, format_results
     from deal_ros.infer.runtime import Runtime
-    from deal_ros.train.evaluate_bundle import evaluate_bundle
-    from deal_ros.train.results_text import format_results
 
     own = ("model", "data", "limit", "out", "providers", "threads")
     mine, rest = split_settings(settings, own)
@@ -133,12 +133,7 @@ def _eval_bundle(settings: list[str], progress: bool) -> int:
         **evaluate_bundle(runtime, data, limit, progress),
     }
     print(f"{runtime.describe()} on {mine['data']}")
-    if runtime.bundle.is_instance:
-        from deal_ros.instance.cli import format_results as format_ap
-
-        print(format_ap(results))
-    else:
-        print(format_results(results))
+    print(format_ap(results) if runtime.bundle.is_instance else format_results(results))
     if mine.get("out"):
         Path(mine["out"]).write_text(json.dumps(results, indent=2, default=_json))
         print(f"deal eval: -> {mine['out']}")

@@ -103,9 +103,9 @@ def _common(opts: dict) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     opts = parse_keyvalues(args.settings, KEYS, "export")
-    from deal_ros.instance.cli import is_box_run
+    from deal_ros.commands._methods import BOX, run_method
 
-    if is_box_run(opts["run"]):
+    if run_method(opts["run"]) == BOX:
         result = _export_box(opts, args.settings)
     else:
         result = _export_semantic(opts, args.settings)

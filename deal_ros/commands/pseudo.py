@@ -71,10 +71,10 @@ def split_settings(settings, own: tuple[str, ...]) -> tuple[dict[str, str], list
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from deal_ros.engine.device import resolve_device
     from deal_ros.errors import DealError
     from deal_ros.train.config import apply_overrides, from_dict, to_dict
     from deal_ros.train.data import dataset_options, open_dataset
-    from deal_ros.train.loop import resolve_device
     from deal_ros.train.run import load_run
     from deal_ros.train.stages.pseudo import make_pseudo_labels
 

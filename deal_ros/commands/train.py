@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     flags = {"--no-progress": "no_progress", "--print-config": "print_config"}
     take_flags(args, "overrides", flags, {"--config": "config", "-c": "config"})
-    from deal_ros.instance.cli import is_box_config
+    from deal_ros.commands._methods import BOX, train_method
 
-    if is_box_config(args.config, args.overrides):  # box-supervised instances (stage: box)
+    if train_method(args.config, args.overrides) == BOX:  # box-supervised instances
         from deal_ros.instance.cli import train_command
 
         return train_command(args.config, args.overrides, progress=not args.no_progress,

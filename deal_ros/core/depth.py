@@ -25,6 +25,7 @@ __all__ = [
     "depth_msg_to_metres",
     "depth_stats",
     "depth_to_metres",
+    "measured_fraction",
     "metres_to_16uc1",
     "metres_to_32fc1",
     "resize_depth",
@@ -109,6 +110,21 @@ def depth_to_metres(
 def depth_msg_to_metres(msg: Any, *, name: str | None = None, **kwargs: Any):
     """:func:`depth_to_metres` on a ``sensor_msgs/Image`` (rclpy or rosbags object)."""
     return depth_to_metres(image_to_numpy(msg, name=name), msg.encoding, name=name, **kwargs)
+
+
+def measured_fraction(arr: np.ndarray) -> float:
+    """Share of the pixels of a raw depth array that hold a measurement (> 0 and finite; no
+    range bounds), counted exactly: every pixel, since a subsampled view can alias with a
+    pattern of invalid columns (NaN in every other column read 0.0 on a 4x-subsampled view
+    while half the pixels were valid). About 0.06 ms for 848x480 16UC1, 0.25 ms for 32FC1."""
+    arr = np.asarray(arr)
+    if arr.size == 0:
+        return 0.0
+    if arr.dtype.kind == "f":
+        count = np.count_nonzero((arr > 0) & (arr < np.inf))
+    else:
+        count = np.count_nonzero(arr)
+    return float(count) / arr.size
 
 
 @dataclass(frozen=True)

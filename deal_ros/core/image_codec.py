@@ -32,6 +32,7 @@ from deal_ros.core.errors import ImageFormatError
 __all__ = [
     "NAMED_ENCODINGS",
     "ImageSpec",
+    "check_layout",
     "image_spec",
     "image_to_numpy",
     "numpy_to_image",
@@ -142,7 +143,14 @@ def _as_bytes_array(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=_U8).reshape(-1)
 
 
-def _check_layout(spec: ImageSpec, height: int, width: int, step: int, nbytes: int, where: str):
+def check_layout(
+    spec: ImageSpec, height: int, width: int, step: int, nbytes: int, *, name: str | None = None
+) -> None:
+    """Raise :class:`ImageFormatError` unless an image of ``spec`` with these ``height``,
+    ``width`` and ``step`` fits in ``nbytes`` of data: both sizes > 0, ``step`` at least a row
+    (``width * bytes_per_pixel``), ``step * height`` bytes present. ``name`` (e.g. the topic)
+    goes into the error. The one layout check of the package (decoding and the recorder)."""
+    where = _where(name)
     if height <= 0 or width <= 0:
         raise ImageFormatError(
             f"{where}: zero size (height={height}, width={width}); both must be > 0"
@@ -188,7 +196,7 @@ def image_to_numpy(msg: Any, *, copy: bool = False, name: str | None = None) -> 
     step = int(_field(msg, "step", name))
     spec = image_spec(encoding, name=name)
     flat = _as_bytes_array(_field(msg, "data", name))
-    _check_layout(spec, height, width, step, flat.size, _where(name))
+    check_layout(spec, height, width, step, flat.size, name=name)
     view = _strided_view(flat, spec, height, width, step, big)
     if not view.dtype.isnative:
         return view.astype(view.dtype.newbyteorder("="))

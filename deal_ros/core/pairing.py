@@ -28,10 +28,14 @@ Good to know: with a slop under half of every stream's message interval (the def
 property). With a larger slop the rule favours the closest sets over the most sets.
 
 Also: a message whose stamp is not newer than the last *emitted* stamp of its stream is
-dropped as ``"out_of_order"`` (on arrival, or at emission for a queued duplicate stamp), so
+dropped as ``"out_of_order"`` (after a clock step back, :meth:`ApproxTimePairer.restart`
+forgets those stamps) (on arrival, or at emission for a queued duplicate stamp), so
 each stream's emitted stamps strictly increase; pushing into a full queue drops that
-queue's oldest message as ``"queue_full"``; :meth:`ApproxTimePairer.flush` (end of input)
-stops waiting, emits what still pairs and drops the rest as ``"no_match"``. After a flush,
+queue's oldest message as ``"queue_full"``, after first deciding what still waited for a
+message not yet received as :meth:`ApproxTimePairer.flush` would (a set held back only by a
+missing next message is emitted rather than lost when the other stream overflows);
+:meth:`ApproxTimePairer.flush` (end of input) stops waiting, emits what still pairs and drops
+the rest as ``"no_match"``. After a flush,
 ``pushed`` equals ``emitted + dropped`` (all reasons) for every stream.
 
 Determinism: the output depends only on the order of ``push`` calls (no clocks, no hashing).
@@ -46,7 +50,7 @@ import operator
 import threading
 from bisect import insort
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +158,8 @@ class ApproxTimePairer:
 
     ``queue_size`` bounds every stream's queue (overflow drops the oldest as
     ``"queue_full"``). :meth:`push` returns the sets completed by that message, oldest first.
+    ``on_drop(stream, stamp_ns, reason)``, when given, hears of every dropped message (under
+    the pairer's lock: it must not call the pairer).
     """
 
     def __init__(
@@ -161,6 +167,7 @@ class ApproxTimePairer:
         streams: Sequence[str] = ("rgb", "depth"),
         slop_ns: int = DEFAULT_SLOP_NS,
         queue_size: int = 30,
+        on_drop: Callable[[str, int, str], Any] | None = None,
     ) -> None:
         streams = tuple(streams)
         if not streams or len(set(streams)) != len(streams):
@@ -179,6 +186,7 @@ class ApproxTimePairer:
         self._seq = 0
         self._stats = PairingStats.empty(streams)
         self._lock = threading.Lock()
+        self._on_drop = on_drop
 
     @property
     def stats(self) -> PairingStats:
@@ -201,7 +209,7 @@ class ApproxTimePairer:
             self._stats.pushed[stream] += 1
             last = self._last[k]
             if last is not None and stamp <= last:
-                self._drop(k, "out_of_order")
+                self._drop(k, "out_of_order", stamp)
                 return []
             queue = self._queues[k]
             entry = (stamp, self._seq, item)
@@ -210,16 +218,32 @@ class ApproxTimePairer:
                 queue.append(entry)
             else:
                 insort(queue, entry)
+            out = []
             if len(queue) > self.queue_size:
-                queue.popleft()
-                self._drop(k, "queue_full")
-            return self._match(final=False)
+                out = self._match(final=True)  # a full queue stops waiting for what decides
+                if len(queue) > self.queue_size:
+                    self._drop(k, "queue_full", queue.popleft()[0])
+            return out + self._match(final=False)
 
     def push_many(self, messages: Iterable[tuple[str, int, Any]]) -> list[PairedSet]:
         """:meth:`push` for each ``(stream, stamp_ns, item)``; all sets, in order."""
         out: list[PairedSet] = []
         for stream, stamp, item in messages:
             out.extend(self.push(stream, stamp, item))
+        return out
+
+    def last_emitted(self, stream: str) -> int | None:
+        """The stamp of ``stream`` in the last emitted set (None before the first)."""
+        with self._lock:
+            return self._last[self._index[stream]]
+
+    def restart(self) -> list[PairedSet]:
+        """A clock step back: :meth:`flush`, then forget the last emitted stamps, so the
+        stamps of the new clock (older than those) pair instead of being out of order. The
+        counters go on."""
+        out = self.flush()
+        with self._lock:
+            self._last = [None] * len(self.streams)
         return out
 
     def flush(self) -> list[PairedSet]:
@@ -230,12 +254,13 @@ class ApproxTimePairer:
             out = self._match(final=True)
             for k, queue in enumerate(self._queues):
                 while queue:
-                    queue.popleft()
-                    self._drop(k, "no_match")
+                    self._drop(k, "no_match", queue.popleft()[0])
             return out
 
-    def _drop(self, k: int, reason: str) -> None:
+    def _drop(self, k: int, reason: str, stamp: int) -> None:
         self._stats.dropped[reason][self.streams[k]] += 1
+        if self._on_drop is not None:
+            self._on_drop(self.streams[k], stamp, reason)
 
     def _match(self, final: bool) -> list[PairedSet]:
         out: list[PairedSet] = []
@@ -245,8 +270,7 @@ class ApproxTimePairer:
             oldest, newest = min(stamps), max(stamps)
             pivot = stamps.index(oldest)  # the first stream on ties
             if newest - oldest > self.slop_ns:
-                queues[pivot].popleft()
-                self._drop(pivot, "no_match")
+                self._drop(pivot, "no_match", queues[pivot].popleft()[0])
                 continue
             closer = self._next_is_closer(stamps, pivot, final)
             if closer:  # the pivot's next message p' makes a tighter set S' ...
@@ -256,8 +280,7 @@ class ApproxTimePairer:
                 # ... unless S' would give way in turn (its own oldest has a closer next)
                 closer = oldest_alt != pivot and self._next_is_closer(alt, oldest_alt, final)
                 if closer is False:  # S' stands: the pivot loses its partners to p'
-                    queues[pivot].popleft()
-                    self._drop(pivot, "no_match")
+                    self._drop(pivot, "no_match", queues[pivot].popleft()[0])
                     continue
             if closer is None:
                 break  # a message not yet received decides: wait for it
@@ -284,8 +307,7 @@ class ApproxTimePairer:
             self._last[k] = stamp
             queue = self._queues[k]
             while queue and queue[0][0] == stamp:  # a queued duplicate of what went out
-                queue.popleft()
-                self._drop(k, "out_of_order")
+                self._drop(k, "out_of_order", queue.popleft()[0])
         self._stats.emitted += 1
         return PairedSet(
             stamp_ns=entries[0][0],

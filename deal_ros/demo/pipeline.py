@@ -30,7 +30,8 @@ from typing import Any
 from deal_ros import __version__
 from deal_ros.demo.children import ChildError, Children
 from deal_ros.demo.phases import PHASE_LOGS, PHASES
-from deal_ros.demo.rosenv import demo_domain, ros_environment
+from deal_ros.demo.rosenv import ros_environment
+from deal_ros.demo.run_state import DemoState
 from deal_ros.demo.settings import DemoSettings
 from deal_ros.errors import DealError
 
@@ -74,13 +75,17 @@ def _prepare_out(out: Path) -> None:
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM / SIGHUP end the demo like Ctrl-C (children stopped, one line)."""
+    """SIGINT, SIGTERM and SIGHUP end the demo like Ctrl-C (children stopped, one line).
+
+    SIGINT is installed explicitly too: a process started with SIGINT ignored (a background
+    job of a non-interactive shell, some supervisors) would otherwise never see Ctrl-C, run
+    every phase to the end and leave its children running when it is finally killed."""
 
     def handler(signum, _frame):
         raise KeyboardInterrupt
 
     previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(ValueError):  # not the main thread
             previous[sig] = signal.signal(sig, handler)
     try:
@@ -90,39 +95,14 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-class DemoRun:
-    """One run of the demo (see the module docstring)."""
+class DemoRun(DemoState):
+    """One run of the demo (see the module docstring); what it holds: :class:`DemoState`."""
 
     def __init__(self, settings: DemoSettings, echo: bool | None = None) -> None:
-        self.s = settings
-        self.out = Path(settings.out).expanduser().resolve()
-        self.work = self.out / "work"
-        self.logs = self.out / "logs"
+        super().__init__(settings)
         self.echo = sys.stderr.isatty() if echo is None else echo
-        self.timing: dict[str, float] = {}
-        self.metrics: dict[str, Any] = {}
-        self.problems: list[str] = []
-        self.domain = demo_domain()
         self.children: Children | None = None
         self.client = None
-        self.segment_result = None
-
-    # ------------------------------------------------------------------ paths
-    @property
-    def episodes_dir(self) -> Path:
-        return self.work / "episodes"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.work / "run"
-
-    @property
-    def gt_dir(self) -> Path:
-        return self.work / "gt"
-
-    @property
-    def bundle(self) -> Path:
-        return self.out / "model"
 
     # ------------------------------------------------------------------ output
     def say(self, line: str) -> None:

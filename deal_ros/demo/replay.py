@@ -138,7 +138,7 @@ class OutputCollector:
         node.create_subscription(String, f"{base}/stats", self._on_stats, 10)
         node.create_subscription(
             String,
-            f"{base}/label_info",
+            f"{base}/class_names",
             self._on_label_info,
             qos_profile("reliable", 1, "transient_local"),
         )

@@ -8,31 +8,19 @@ travel over the shipped Fast DDS shared-memory profile (``config/fastdds_shm.xml
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
-import deal_ros
+# one implementation of the profile look-up, the node executables' (nodes -> demo never)
+from deal_ros.nodes.transport import PROFILE_NAME, find_fastdds_profile
 
 __all__ = ["PROFILE_NAME", "demo_domain", "find_fastdds_profile", "ros_environment"]
-
-PROFILE_NAME = "fastdds_shm.xml"
 
 
 def demo_domain(pid: int | None = None) -> int:
     """A DDS domain id in 1..101 from the process id (0 is everyone's default; above 101 the
     ports of a domain can fall into Linux's ephemeral port range)."""
     return 1 + (os.getpid() if pid is None else pid) % 101
-
-
-def find_fastdds_profile() -> Path | None:
-    """The package's Fast DDS profile: in the source tree / editable install
-    (``<repo>/config``), then in ROS install prefixes (``<prefix>/share/deal_ros/config``)."""
-    candidates = [Path(deal_ros.__file__).resolve().parents[1] / "config" / PROFILE_NAME]
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    prefixes.append(sys.prefix)
-    candidates += [Path(p) / "share" / "deal_ros" / "config" / PROFILE_NAME for p in prefixes]
-    return next((c for c in candidates if c.is_file()), None)
 
 
 def ros_environment(env: MutableMapping[str, str], domain: int) -> list[str]:
@@ -45,7 +33,7 @@ def ros_environment(env: MutableMapping[str, str], domain: int) -> list[str]:
     env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
     current = env.get("FASTRTPS_DEFAULT_PROFILES_FILE")
     if not (current and Path(current).is_file()):
-        profile = find_fastdds_profile()
+        profile = find_fastdds_profile(env)
         if profile is None:
             env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
             notes.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -17,19 +17,17 @@ from PIL import Image
 from deal_ros import __version__
 from deal_ros.demo.phases import PHASE_LOGS
 from deal_ros.demo.report import HEADLINE, contact_sheet, fmt, lookup, write_metrics, write_report
+from deal_ros.demo.run_state import DemoState
 from deal_ros.demo.scoring import score_heldout, score_masks, score_pseudo_labels
 from deal_ros.demo.takes import GroundTruth
 from deal_ros.infer.postprocess import overlay
-
-if TYPE_CHECKING:
-    from deal_ros.demo.pipeline import DemoRun
 
 __all__ = ["assemble_report", "final_summary", "rewrite_timing"]
 
 SHEET_PER_EPISODE = 2
 
 
-def _settings(run: DemoRun) -> dict[str, Any]:
+def _settings(run: DemoState) -> dict[str, Any]:
     s = run.s
     return {
         "quick": s.quick,
@@ -49,7 +47,7 @@ def _settings(run: DemoRun) -> dict[str, Any]:
     }
 
 
-def _heldout(run: DemoRun, runtime: Any) -> tuple[dict[str, Any], list]:
+def _heldout(run: DemoState, runtime: Any) -> tuple[dict[str, Any], list]:
     s = run.s
     scores, rows = score_heldout(runtime, s.heldout, s.heldout_seed, s.camera_size, zoom=s.zoom)
     ev = run.metrics.get("eval", {})
@@ -65,7 +63,7 @@ def _heldout(run: DemoRun, runtime: Any) -> tuple[dict[str, Any], list]:
     return out, rows
 
 
-def _segmenter_sheet(run: DemoRun, gt: GroundTruth, classes: list[str]) -> list[list]:
+def _segmenter_sheet(run: DemoState, gt: GroundTruth, classes: list[str]) -> list[list]:
     result = run.segment_result
     rows, per_episode = [], {}
     for stamp, (episode_id, rgb) in sorted(result.inputs.items()):
@@ -82,7 +80,7 @@ def _segmenter_sheet(run: DemoRun, gt: GroundTruth, classes: list[str]) -> list[
     return rows
 
 
-def _copy_training_report(run: DemoRun) -> None:
+def _copy_training_report(run: DemoState) -> None:
     dest = run.out / "training"
     dest.mkdir(parents=True, exist_ok=True)
     for path in run.run_dir.iterdir():
@@ -90,7 +88,7 @@ def _copy_training_report(run: DemoRun) -> None:
             shutil.copy2(path, dest / path.name)
 
 
-def assemble_report(run: DemoRun) -> None:
+def assemble_report(run: DemoState) -> None:
     """Scores, pictures and files of the report phase."""
     from deal_ros.infer.runtime import Runtime
 
@@ -125,7 +123,7 @@ def assemble_report(run: DemoRun) -> None:
     write_outputs(run)
 
 
-def write_outputs(run: DemoRun) -> None:
+def write_outputs(run: DemoState) -> None:
     """``metrics.json`` and ``report.md`` from what ``run`` holds now."""
     m = run.metrics
     m.update(
@@ -150,13 +148,13 @@ def write_outputs(run: DemoRun) -> None:
     write_report(run.out, m, pictures)
 
 
-def rewrite_timing(run: DemoRun) -> None:
+def rewrite_timing(run: DemoState) -> None:
     """After the last phase: the files again, now with every phase's time and the total."""
     if "heldout" in run.metrics:
         write_outputs(run)
 
 
-def final_summary(run: DemoRun) -> list[str]:
+def final_summary(run: DemoState) -> list[str]:
     m, out = run.metrics, run.out
     total = run.timing.get("total", 0.0)
     lines = [f"deal demo: done in {int(total // 60)} min {total % 60:.0f} s -> {out}"]

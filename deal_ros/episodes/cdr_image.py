@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from deal_ros.core.errors import ImageFormatError
 
-__all__ = ["CdrImage", "parse_image"]
+__all__ = ["CdrImage", "parse_image", "parse_stamp"]
 
 _NS = 1_000_000_000
 _LE = {0x01: "<", 0x00: ">", 0x03: "<", 0x02: ">"}  # CDR_LE/CDR_BE, PL_CDR_LE/PL_CDR_BE
@@ -102,3 +102,14 @@ def parse_image(buf: bytes | bytearray | memoryview, *, name: str | None = None)
     data = cur.sequence("data")
     stamp_ns = sec * _NS + nanosec
     return CdrImage(stamp_ns, frame_id, height, width, encoding, is_bigendian, step, data)
+
+
+def parse_stamp(buf: bytes | bytearray | memoryview, *, name: str | None = None) -> int:
+    """The ``header.stamp`` (ns) of any CDR-serialized message that starts with a
+    ``std_msgs/Header`` (``sensor_msgs/CameraInfo``, ``Image``, ...)."""
+    where = f"message '{name}'" if name else "message"
+    view = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf.cast("B")
+    if len(view) < 12 or view[0] != 0 or view[1] not in _LE:
+        raise ImageFormatError(f"{where}: not a CDR-serialized message with a header")
+    sec, nanosec = struct.unpack_from(_LE[view[1]] + "iI", view, 4)
+    return sec * _NS + nanosec

@@ -14,13 +14,19 @@ rgb, depth at one log time) always share a chunk, and a chunk is written once th
 groups reach ``chunk_bytes`` (1 MiB, like rosbags) or on :meth:`McapBagWriter.flush`. So a torn
 file never splits a frame, and everything up to the last written chunk is recoverable with
 :func:`deal_ros.episodes.mcap_recover.scan_mcap`. The summary is written by
-:func:`deal_ros.episodes.mcap_recover.finalize_mcap`, the same code that repairs torn files.
+:func:`deal_ros.episodes.mcap_summary.finalize_mcap`, the same code that repairs torn files;
+the record layouts are :mod:`deal_ros.episodes.mcap_format`'s.
+
+CRCs: every chunk carries the CRC-32 of its records (one pass over the 2 MB of an 848x480
+RGB-D frame: 0.65 ms with ISA-L's CRC when ``isal`` is installed, 1.7 ms with zlib's, on the
+busy 2-core test machine), and the writer keeps the running CRC of the
+whole data section with :func:`~deal_ros.episodes.mcap_format.crc32_combine` (no second pass)
+for DataEnd; the summary CRC is the footer's (:mod:`deal_ros.episodes.mcap_summary`).
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,24 +34,18 @@ from typing import Any
 import yaml
 
 from deal_ros import __version__
+from deal_ros.episodes import mcap_format as fmt
+from deal_ros.episodes.bag_metadata import bag_metadata
+from deal_ros.episodes.mcap_index import ChunkGroup, McapScan
+from deal_ros.episodes.mcap_summary import finalize_mcap
 from deal_ros.episodes.meta import EpisodeError, atomic_write_text
-from deal_ros.episodes.mcap_recover import MAGIC, ChunkGroup, McapScan, finalize_mcap
 
 __all__ = ["McapBagWriter"]
 
-_REC = struct.Struct("<BQ")
-_MSG = struct.Struct("<BQHIQQ")  # opcode, length, channel, sequence, log time, publish time
-_CHUNK_HEAD = struct.Struct("<BQQQQI")  # opcode, length, start, end, uncompressed size, crc
 _IOV_MAX = 512
-
-
-def _string(text: str) -> bytes:
-    raw = text.encode()
-    return struct.pack("<I", len(raw)) + raw
-
-
-def _record(op: int, body: bytes) -> bytes:
-    return _REC.pack(op, len(body)) + body
+_MESSAGE = fmt.MESSAGE_HEAD.pack  # opcode, length, channel, sequence, log time, publish time
+_MESSAGE_BYTES = fmt.MESSAGE_HEAD.size  # a message record without its data
+_QOS_METADATA = fmt.map_entries({"offered_qos_profiles": "[]"})
 
 
 @dataclass
@@ -73,6 +73,7 @@ class McapBagWriter:
         self._schemas: dict[str, int] = {}
         self._hashes: dict[str, str] = {}
         self._sequence = 0
+        self._crc = 0  # CRC-32 of every byte written so far
 
     # ------------------------------------------------------------------ opening
     def open(self) -> McapBagWriter:
@@ -81,9 +82,11 @@ class McapBagWriter:
         except FileExistsError:
             raise EpisodeError(f"bag '{self.bag_dir}' exists already") from None
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        header = _record(0x01, _string("ros2") + _string(f"deal_ros-{__version__}"))
-        self._write([MAGIC, header])
-        self.state = McapScan(self.path, self.offset, self.offset, self.offset, False)
+        header = fmt.header_record("ros2", f"deal_ros-{__version__}")
+        self._write([fmt.MAGIC, header])
+        self.state = McapScan(
+            self.path, self.offset, self.offset, self.offset, False, data_crc=self._crc
+        )
         return self
 
     def add_connection(self, topic: str, msgtype: str, typestore: Any) -> int:
@@ -101,15 +104,12 @@ class McapBagWriter:
             self._schemas[msgtype] = sid
             self._hashes[msgtype] = typestore.hash_rihs01(msgtype)
             state.schemas[sid] = (msgtype, "ros2msg", msgdef.encode())
-            body = struct.pack("<H", sid) + _string(msgtype) + _string("ros2msg")
-            records.append(_record(0x03, body + _string(msgdef)))
+            records.append(fmt.record(fmt.OP_SCHEMA, fmt.schema_body(sid, *state.schemas[sid])))
         cid = len(self._topics) + 1
-        metadata = _string("offered_qos_profiles") + _string("[]")
-        state.channels[cid] = (sid, topic, "cdr", metadata)
-        body = struct.pack("<HH", cid, sid) + _string(topic) + _string("cdr")
-        records.append(_record(0x04, body + struct.pack("<I", len(metadata)) + metadata))
+        state.channels[cid] = (sid, topic, "cdr", _QOS_METADATA)
+        records.append(fmt.record(fmt.OP_CHANNEL, fmt.channel_body(cid, *state.channels[cid])))
         self._write(records)
-        state.valid_end = self.offset
+        state.valid_end, state.data_crc = self.offset, self._crc
         self._topics[topic] = cid
         return cid
 
@@ -123,7 +123,7 @@ class McapBagWriter:
         ``log_time``; they go to disk together in the next chunk (written at once when the
         pending data reaches ``chunk_bytes``). The buffers are referenced, not copied, until
         then: do not modify them."""
-        size = sum(len(data) + 31 for _, data in messages)
+        size = sum(len(data) + _MESSAGE_BYTES for _, data in messages)
         self._pending.groups.append((int(log_time), messages))
         self._pending.nbytes += size
         if self._pending.nbytes >= self.chunk_bytes:
@@ -137,10 +137,12 @@ class McapBagWriter:
             os.fdatasync(self.fd)
             self.durable = self.offset
 
-    def _write(self, buffers: list[Any]) -> None:
+    def _write(self, buffers: list[Any], crc: int | None = None) -> None:
         """Gathered write of every buffer, retrying short writes; ``offset`` advances only by
-        what the kernel accepted."""
+        what the kernel accepted. Once all is written the running CRC becomes ``crc`` (the
+        caller's, of the file with these buffers), or is extended over the buffers."""
         views = [memoryview(b).cast("B") for b in buffers if len(b)]
+        new_crc = fmt.crc32(views, self._crc) if crc is None else crc
         while views:
             written = os.writev(self.fd, views[:_IOV_MAX])
             self.offset += written
@@ -149,6 +151,7 @@ class McapBagWriter:
                 views.pop(0)
             if written:
                 views[0] = views[0][written:]
+        self._crc = new_crc
 
     def _write_chunk(self) -> None:
         pending = self._pending
@@ -160,33 +163,33 @@ class McapBagWriter:
         for log_time, messages in pending.groups:
             for cid, data in messages:
                 self._sequence += 1
-                head = _MSG.pack(0x05, 22 + len(data), cid, self._sequence, log_time, log_time)
+                length = fmt.MESSAGE_FIELDS_BYTES + len(data)
+                head = _MESSAGE(fmt.OP_MESSAGE, length, cid, self._sequence, log_time, log_time)
                 index.setdefault(cid, []).append((log_time, pos))
                 buffers += [head, data]
                 pos += len(head) + len(data)
-        start = pending.groups[0][0]
-        end = pending.groups[-1][0]
-        compression = _string("")
-        length = 8 * 3 + 4 + len(compression) + 8 + pos
+        start = min(t for t, _ in pending.groups)  # log times may step back with a clock
+        end = max(t for t, _ in pending.groups)
         chunk_start = self.offset
-        head = _CHUNK_HEAD.pack(0x06, length, start, end, pos, 0) + compression
-        head += struct.pack("<Q", pos)
-        group = ChunkGroup(chunk_start, 9 + length, start, end, "", pos, pos)
+        records_crc = fmt.crc32(buffers)
+        head = fmt.chunk_head(start, end, pos, crc=records_crc)
+        group = ChunkGroup(chunk_start, len(head) + pos, start, end, "", pos, pos)
+        group.crc, group.crc_ok = records_crc, True
         index_records = []
-        offset = chunk_start + 9 + length
+        offset = chunk_start + group.length
         for cid, entries in sorted(index.items()):
-            flat = [v for entry in entries for v in entry]
-            body = struct.pack("<HI", cid, 16 * len(entries)) + struct.pack(f"<{len(flat)}Q", *flat)
             group.index_offsets[cid] = offset
             group.log_times[cid] = [t for t, _ in entries]
-            record = _record(0x07, body)
+            record = fmt.record(fmt.OP_MESSAGE_INDEX, fmt.message_index_body(cid, entries))
             index_records.append(record)
             offset += len(record)
             group.index_length += len(record)
         self._pending = _Pending()
-        self._write([head, *buffers, *index_records])
+        crc = fmt.crc32_combine(fmt.crc32_of(head, self._crc), records_crc, pos)
+        self._write([head, *buffers, *index_records], crc=fmt.crc32(index_records, crc))
+        group.data_crc = self._crc
         self.state.chunks.append(group)
-        self.state.valid_end = self.offset
+        self.state.valid_end, self.state.data_crc = self.offset, self._crc
 
     # ------------------------------------------------------------------ closing
     def close(self) -> McapScan:
@@ -201,8 +204,6 @@ class McapBagWriter:
         return self._finalize()
 
     def _finalize(self) -> McapScan:
-        from deal_ros.episodes.repair import bag_metadata
-
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)

@@ -31,12 +31,14 @@ __all__ = [
     "LOCK_FILE",
     "META_FILE",
     "STATES",
+    "UPSTREAM_HINT_FRACTION",
     "EpisodeError",
     "EpisodeMeta",
     "default_episode_id",
     "iso_utc",
     "load_meta",
     "save_meta",
+    "upstream_line",
     "validate_episode_id",
     "validate_labels",
 ]
@@ -49,16 +51,20 @@ RESERVE_FILE = ".reserve"
 #: Topic names inside an episode's bag (fixed, so readers need no options).
 BAG_TOPICS = {"rgb": "/deal/rgb", "depth": "/deal/depth", "camera_info": "/deal/camera_info"}
 STATES = ("recording", "complete", "interrupted", "repaired")
-#: Why frames did not make it into the episode (counted per message for the pairing reasons).
+#: Why frames did not make it into the episode, counted per pair (one capture instant whose
+#: messages were dropped counts once, under the reason that explains it).
 DROP_KEYS = (
     "no_match",  # no partner within the slop (e.g. a colour frame missing)
-    "out_of_order",  # stamp not newer than the last paired one (stamps going backwards)
+    "out_of_order",  # stamp a little before the previous one on its stream (jitter, duplicate)
     "queue_full",  # the pairing queue overflowed
     "invalid",  # failed validation (see ``invalid`` for why)
     "writer_behind",  # the disk writer's bounded queue was full
     "keyframe_skip",  # near-duplicate of the last kept frame (keyframe selection on)
+    "stamp_jump",  # a stamp far from the stream's recent ones: a glitch, dropped alone
 )
-INVALID_KEYS = ("malformed", "encoding", "size", "depth_all_invalid")
+INVALID_KEYS = ("malformed", "encoding", "size", "depth_all_invalid", "stamp")
+#: Upstream loss above this share of a stream gets a hint (QoS, DDS profile).
+UPSTREAM_HINT_FRACTION = 0.02
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -187,6 +193,8 @@ class EpisodeMeta:
     first_stamp_ns: int | None = None
     last_stamp_ns: int | None = None
     depth_valid_fraction: float | None = None
+    upstream: dict[str, dict[str, Any]] = field(default_factory=dict)  # loss per stream
+    clock_steps: int = 0  # camera clock steps followed (each stream's count, summed)
     stop_reason: str | None = None
     error: str | None = None
     repair: dict[str, Any] | None = None
@@ -265,11 +273,16 @@ def fsync_dir(path: str | Path) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Replace ``path`` by ``text`` atomically (tmp + fsync + rename + fsync dir)."""
+    """Replace ``path`` by ``text`` atomically (tmp + fsync + rename + fsync dir). The rename
+    replaces ``path`` itself, so a link there is replaced, never written through."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)  # a stale tmp (or a link put there) goes, never written through
     try:
-        with tmp.open("w", encoding="utf-8") as f:
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -286,3 +299,29 @@ def save_meta(directory: str | Path, meta: EpisodeMeta) -> Path:
     text = yaml.safe_dump(meta.to_dict(), sort_keys=False, default_flow_style=None, width=100)
     atomic_write_text(path, text)
     return path
+
+
+def upstream_line(upstream: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line on the frames streams lost before they reached the recorder, with a hint
+    (QoS, DDS profile) when a stream lost more than :data:`UPSTREAM_HINT_FRACTION`; "" when
+    none is known."""
+    parts = []
+    worst = 0.0
+    for stream, s in upstream.items():
+        expected = int(s.get("received", 0)) + int(s.get("missing", 0))
+        if not expected:
+            continue
+        loss = float(s.get("loss", 0.0))
+        worst = max(worst, loss)
+        parts.append(f"{stream} {loss:.1%} ({s.get('missing', 0)} of {expected})")
+    if not parts:
+        return ""
+    line = "upstream loss " + ", ".join(parts)
+    if worst > UPSTREAM_HINT_FRACTION:
+        line += (
+            ": frames lost before they reached the recorder; check the QoS (the recorder's "
+            "qos.reliability and qos.depth against the driver's) and the DDS transport "
+            "(FASTRTPS_DEFAULT_PROFILES_FILE: the shipped shared-memory profile "
+            "config/fastdds_shm.xml, on both sides)"
+        )
+    return line

@@ -1,7 +1,8 @@
 """Make an episode's bag valid after a crash, a power loss or a full disk (no ROS needed).
 
-:func:`recover_bag` finalizes the MCAP file in place (:mod:`deal_ros.episodes.mcap_recover`: keep
-every complete chunk, append the summary) and writes the rosbag2 ``metadata.yaml`` that a clean
+:func:`recover_bag` finalizes the MCAP file in place (:mod:`deal_ros.episodes.mcap_recover`
+scans it, :mod:`deal_ros.episodes.mcap_summary` keeps every complete chunk and appends the
+summary) and writes the rosbag2 ``metadata.yaml`` that a clean
 close would have written, so ``ros2 bag`` and rosbags read the result. It copies no frame data,
 so it works on a full disk and takes seconds even for gigabytes (the file is read once to
 check every chunk, unless a writer vouches for a prefix with ``trusted_until``).
@@ -15,23 +16,27 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from deal_ros.episodes.bag_metadata import bag_metadata
+from deal_ros.episodes.mcap_index import McapScan
+from deal_ros.episodes.mcap_recover import scan_mcap
+from deal_ros.episodes.mcap_summary import finalize_mcap
+from deal_ros.episodes.mcap_writer import McapBagWriter
 from deal_ros.episodes.meta import BAG_TOPICS, EpisodeError, atomic_write_text, fsync_dir
-from deal_ros.episodes.mcap_recover import McapScan, finalize_mcap, scan_mcap
 
+# bag_metadata: defined here before the writer needed it too (deal_ros.episodes.bag_metadata)
 __all__ = ["BagRecovery", "bag_metadata", "find_mcap", "pair_counts", "recover_bag"]
-
-_ROSBAG2_VERSION = 9
 
 
 @dataclass
 class BagRecovery:
     """What :func:`recover_bag` did: ``frames`` complete rgb+depth pairs kept,
     ``orphans`` messages of incomplete pairs kept in the bag (readers skip them),
-    ``dropped_bytes`` of torn tail cut off, and why scanning stopped (``problem``)."""
+    ``dropped_bytes`` of torn tail cut off, and why scanning stopped (``problem``);
+    ``bad_chunks`` chunks whose records fail their CRC (left in place, readers skip them and
+    ``frames`` does not count them) holding ``bad_frames`` pairs."""
 
     mcap: Path
     frames: int
@@ -42,6 +47,21 @@ class BagRecovery:
     was_valid: bool
     first_log_ns: int | None
     last_log_ns: int | None
+    bad_chunks: int = 0
+    bad_frames: int = 0
+    topics: dict[str, int] | None = None  # messages kept per topic (chunks failing CRC too)
+
+    def plain_summary(self, bag: str | Path) -> str:
+        """One line for a plain bag (``deal episodes repair --bag``)."""
+        if self.was_valid:
+            return f"{bag}: already valid ({self.messages} messages), nothing to do"
+        held = ", ".join(f"{t} {n}" for t, n in sorted((self.topics or {}).items()))
+        why = f"; torn tail: {self.problem}" if self.problem else ""
+        bad = f"; {self.bad_chunks} chunk(s) fail their CRC" if self.bad_chunks else ""
+        return (
+            f"{bag}: repaired, kept {self.messages} messages ({held or 'none'}), cut "
+            f"{self.dropped_bytes} bytes{bad}{why}"
+        )
 
 
 def find_mcap(bag_dir: Path) -> Path:
@@ -52,101 +72,21 @@ def find_mcap(bag_dir: Path) -> Path:
     return files[0]
 
 
-def pair_counts(scan: McapScan) -> tuple[int, int, list[int]]:
+def pair_counts(scan: McapScan, *, good_only: bool = True) -> tuple[int, int, list[int]]:
     """``(pairs, orphans, pair_log_times)``: log times present on both the rgb and the depth
-    topic of an episode bag, and the messages of those topics that have no partner."""
+    topic of an episode bag, and the messages of those topics that have no partner; chunks
+    that fail their CRC are left out unless ``good_only=False``."""
     rgb, depth = scan.topic_channel(BAG_TOPICS["rgb"]), scan.topic_channel(BAG_TOPICS["depth"])
-    rgb_t = set(scan.log_times(rgb)) if rgb is not None else set()
-    depth_t = set(scan.log_times(depth)) if depth is not None else set()
+    rgb_t = set(scan.log_times(rgb, good_only=good_only)) if rgb is not None else set()
+    depth_t = set(scan.log_times(depth, good_only=good_only)) if depth is not None else set()
     both = sorted(rgb_t & depth_t)
     return len(both), len(rgb_t ^ depth_t), both
-
-
-def _qos_list(metadata: bytes) -> Any:
-    """The ``offered_qos_profiles`` entry of a channel's metadata map (as rosbags writes it)."""
-    pos, items = 0, {}
-    while pos + 4 <= len(metadata):
-        n = int.from_bytes(metadata[pos : pos + 4], "little")
-        key = metadata[pos + 4 : pos + 4 + n].decode("utf-8", "replace")
-        pos += 4 + n
-        m = int.from_bytes(metadata[pos : pos + 4], "little")
-        items[key] = metadata[pos + 4 : pos + 4 + m].decode("utf-8", "replace")
-        pos += 4 + m
-    text = items.get("offered_qos_profiles", "")
-    try:
-        value = yaml.safe_load(text) if text else []
-    except yaml.YAMLError:
-        return text
-    return value if value is not None else []
-
-
-def _type_hash(msgtype: str, schema: tuple[str, str, bytes] | None) -> str:
-    """RIHS01 hash of ``msgtype`` from the Jazzy typestore (or the bag's own definition)."""
-    try:
-        from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
-        store = get_typestore(Stores.ROS2_JAZZY)
-        if msgtype not in store.fielddefs and schema is not None:
-            text = schema[2].decode("utf-8", "replace").split("\n" + "=" * 80 + "\n")[0]
-            store.register(get_types_from_msg(text, msgtype))
-        return store.hash_rihs01(msgtype)
-    except Exception:  # unknown or unparsable definitions: the hash is optional
-        return ""
-
-
-def bag_metadata(scan: McapScan, hashes: dict[str, str] | None = None) -> dict[str, Any]:
-    """The ``rosbag2_bagfile_information`` mapping of ``metadata.yaml`` (rosbag2 version 9);
-    ``hashes`` gives known RIHS01 type hashes (else they come from the Jazzy typestore)."""
-    counts = scan.channel_counts()
-    span = scan.time_range()
-    start, duration = (span[0], span[1] - span[0]) if span else (0, 0)
-    total = sum(counts.values())
-    topics = []
-    for cid, (sid, topic, encoding, metadata) in sorted(scan.channels.items()):
-        schema = scan.schemas.get(sid)
-        msgtype = schema[0] if schema else ""
-        topics.append(
-            {
-                "topic_metadata": {
-                    "name": topic,
-                    "type": msgtype,
-                    "serialization_format": encoding,
-                    "offered_qos_profiles": _qos_list(metadata),
-                    "type_description_hash": (hashes or {}).get(msgtype)
-                    or _type_hash(msgtype, schema),
-                },
-                "message_count": counts.get(cid, 0),
-            }
-        )
-    return {
-        "version": _ROSBAG2_VERSION,
-        "storage_identifier": "mcap",
-        "relative_file_paths": [scan.path.name],
-        "duration": {"nanoseconds": duration},
-        "starting_time": {"nanoseconds_since_epoch": start},
-        "message_count": total,
-        "topics_with_message_count": topics,
-        "compression_format": "",
-        "compression_mode": "",
-        "files": [
-            {
-                "path": scan.path.name,
-                "starting_time": {"nanoseconds_since_epoch": start},
-                "duration": {"nanoseconds": duration},
-                "message_count": total,
-            }
-        ],
-        "custom_data": None,
-        "ros_distro": "rosbags",
-    }
 
 
 def _write_empty_bag(bag_dir: Path) -> None:
     """Replace a bag that kept nothing usable (torn before its first chunk) by an empty
     valid bag with the episode's rgb and depth topics."""
     from rosbags.typesys import Stores, get_typestore
-
-    from deal_ros.episodes.mcap_writer import McapBagWriter
 
     store = get_typestore(Stores.ROS2_JAZZY)
     shutil.rmtree(bag_dir)
@@ -161,9 +101,12 @@ def recover_bag(
     *,
     trusted_until: int = 0,
     progress: Callable[[int], None] | None = None,
+    plain: bool = False,
 ) -> BagRecovery:
     """Finalize the episode bag in ``bag_dir`` in place (module doc). Idempotent: a bag that
-    is already valid is only counted. ``progress(offset)`` reports scanning progress."""
+    is already valid is only counted. ``progress(offset)`` reports scanning progress.
+    ``plain``: any rosbag2 MCAP bag, not an episode's (one torn before its first topic is an
+    error instead of becoming an empty episode bag)."""
     bag_dir = Path(bag_dir)
     mcap = find_mcap(bag_dir)
     scan = scan_mcap(mcap, trusted_until=trusted_until, progress=progress)
@@ -171,6 +114,11 @@ def recover_bag(
     problem, data_end = scan.problem, scan.valid_end
     dropped = scan.tail_bytes
     if not scan.finalized:
+        if not scan.channels and plain:
+            raise EpisodeError(
+                f"bag '{bag_dir}': torn before its first topic ({problem or 'no record'}); "
+                "nothing to keep"
+            )
         if not scan.channels:
             _write_empty_bag(bag_dir)
             mcap = find_mcap(bag_dir)
@@ -185,6 +133,7 @@ def recover_bag(
         atomic_write_text(bag_dir / "metadata.yaml", yaml.safe_dump(meta, sort_keys=False))
         fsync_dir(bag_dir)
     pairs, orphans, times = pair_counts(scan)
+    every_pair = pair_counts(scan, good_only=False)[0]
     return BagRecovery(
         mcap=mcap,
         frames=pairs,
@@ -195,6 +144,9 @@ def recover_bag(
         was_valid=was_valid,
         first_log_ns=times[0] if times else None,
         last_log_ns=times[-1] if times else None,
+        bad_chunks=len(scan.bad_chunks),
+        bad_frames=every_pair - pairs,
+        topics={scan.channels[c][1]: n for c, n in scan.channel_counts().items()},
     )
 
 

@@ -43,6 +43,7 @@ from deal_ros.episodes.meta import (
     validate_labels,
 )
 from deal_ros.episodes.repair import dir_bytes, recover_bag
+from deal_ros.episodes.safe_paths import refuse_outside_links
 from deal_ros.episodes.writer import AsyncEpisodeWriter, EpisodeWriter, is_disk_full
 
 __all__ = [
@@ -122,10 +123,12 @@ class Episode:
         start_ns: int | None = None,
         stop_ns: int | None = None,
         strict: bool = False,
+        on_crc: str = "skip",
     ) -> BagFrameReader:
         """An iterable of decoded :class:`Frame` (labels attached), exactly the recorded pairs.
         ``depth_max_m`` defaults to 10 m, and to no bound for sonar episodes (ranges of tens
-        of metres)."""
+        of metres). ``on_crc``: ``skip`` a chunk whose CRC fails (counted, one warning) or
+        ``stop`` there (``strict`` stops too)."""
         if self.state in ("recording", "interrupted"):
             raise EpisodeError(
                 f"episode '{self.path}' is {self.state}: its bag is not closed yet"
@@ -150,6 +153,7 @@ class Episode:
             stop_ns=stop_ns,
             strict=strict,
             require_camera_info=False,
+            on_crc=on_crc,
         )
 
     def __iter__(self) -> Iterator[Frame]:
@@ -171,15 +175,26 @@ class RepairReport:
     dropped_bytes: int
     problem: str
     already_valid: bool
+    bad_chunks: int = 0  # chunks failing their CRC (left in place, skipped by readers)
+    bad_frames: int = 0
 
     def summary(self) -> str:
+        bad = (
+            f"; {self.bad_chunks} chunk(s) fail their CRC: {self.bad_frames} frames not "
+            "counted, readers skip them"
+            if self.bad_chunks
+            else ""
+        )
         if self.already_valid:
-            return f"{self.episode_id}: already valid ({self.frames_kept} frames), nothing to do"
+            return (
+                f"{self.episode_id}: already valid ({self.frames_kept} frames), nothing to do{bad}"
+            )
         why = f"; torn tail: {self.problem}" if self.problem else ""
         return (
             f"{self.episode_id}: repaired, kept {self.frames_kept} frames "
             f"(episode.yaml said {self.frames_before} before), cut {self.dropped_bytes} bytes, "
-            f"{self.orphan_messages} messages of incomplete pairs left for readers to skip{why}"
+            f"{self.orphan_messages} messages of incomplete pairs left for readers to "
+            f"skip{bad}{why}"
         )
 
 
@@ -188,7 +203,8 @@ def repair_episode(
 ) -> RepairReport:
     """Turn an interrupted episode into a valid one in place (see
     :func:`deal_ros.episodes.repair.recover_bag`) and mark it ``repaired``. Refuses an
-    episode a running recorder holds. Idempotent."""
+    episode a running recorder holds, and one whose files to rewrite are links leading outside
+    its folder (:mod:`deal_ros.episodes.safe_paths`). Idempotent."""
     episode = Episode(path)
     if episode.is_locked():
         raise EpisodeError(
@@ -196,9 +212,13 @@ def repair_episode(
             "stop the recorder first"
         )
     meta, state_before = episode.meta, episode.state
-    if not episode.bag_dir.is_dir():
+    bag = episode.bag_dir
+    refuse_outside_links(episode.path, [bag], "repair")
+    if not bag.is_dir():
         raise EpisodeError(f"episode '{episode.path}': no '{BAG_DIR}/' directory")
-    recovery = recover_bag(episode.bag_dir, progress=progress)
+    written = [*bag.glob("*.mcap"), bag / "metadata.yaml", episode.path / META_FILE]
+    refuse_outside_links(episode.path, [*written, episode.path / RESERVE_FILE], "repair")
+    recovery = recover_bag(bag, progress=progress)
     (episode.path / RESERVE_FILE).unlink(missing_ok=True)
     report = RepairReport(
         meta.episode_id,
@@ -209,9 +229,13 @@ def repair_episode(
         recovery.dropped_bytes,
         recovery.problem,
         recovery.was_valid and meta.state in ("complete", "repaired"),
+        recovery.bad_chunks,
+        recovery.bad_frames,
     )
     if report.already_valid:
         return report
+    if not meta.encodings or not meta.size or meta.depth_valid_fraction is None:
+        _restore_images(meta, bag, recovery)
     last = recovery.last_log_ns
     meta.state = "repaired"
     meta.frames = recovery.frames
@@ -235,6 +259,22 @@ def repair_episode(
     return report
 
 
+def _restore_images(meta: EpisodeMeta, bag: Path, recovery: Any) -> None:
+    """Size, encodings and depth validity from the bag when episode.yaml lacks them (a
+    recorder killed before its first metadata checkpoint)."""
+    from deal_ros.episodes.image_summary import summarize_images
+    from deal_ros.episodes.mcap_recover import scan_mcap
+    from deal_ros.episodes.repair import pair_counts
+
+    times = pair_counts(scan_mcap(recovery.mcap, trusted_until=recovery.mcap.stat().st_size))[2]
+    found = summarize_images(bag, times)
+    if found.pairs_read:
+        meta.size = meta.size or found.size
+        meta.encodings = meta.encodings or found.encodings
+        if meta.depth_valid_fraction is None:
+            meta.depth_valid_fraction = found.depth_valid_fraction
+
+
 class EpisodeStore:
     """A directory of episodes. Ids are validated so nothing is written outside ``root``."""
 
@@ -250,7 +290,12 @@ class EpisodeStore:
         return path
 
     def free_bytes(self) -> int:
-        target = self.root if self.root.exists() else self.root.parent
+        """Free bytes on the file system that holds (or will hold) the store: the nearest
+        folder of ``root`` that exists, since the store's folders are made at the first
+        episode."""
+        target = self.root
+        while not target.exists() and target.parent != target:
+            target = target.parent
         return shutil.disk_usage(target).free
 
     def check_space(self, min_free_bytes: int) -> None:

@@ -34,6 +34,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from deal_ros.episodes.mcap_writer import McapBagWriter
 from deal_ros.episodes.meta import (
     BAG_DIR,
     BAG_TOPICS,
@@ -47,7 +48,6 @@ from deal_ros.episodes.meta import (
     validate_boxes,
 )
 from deal_ros.episodes.repair import dir_bytes, pair_counts, recover_bag
-from deal_ros.episodes.mcap_writer import McapBagWriter
 
 __all__ = ["AsyncEpisodeWriter", "EpisodeWriter", "is_disk_full"]
 
@@ -173,7 +173,9 @@ class EpisodeWriter:
         camera_info: bytes | memoryview | None = None,
     ) -> None:
         """Write one paired frame; all its messages get log time ``stamp_ns`` (the rgb
-        header stamp), camera_info first. ``stamp_ns`` must increase from pair to pair."""
+        header stamp), camera_info first. ``stamp_ns`` increases from pair to pair, except
+        after a camera clock step back (the recorder follows it): readers read in log-time
+        order, so the frames after such a step come before the older stamps."""
         if self._bag is None or self.closed:
             raise EpisodeError(f"episode '{self.directory}' is not open for writing")
         messages = [(self._conns["rgb"], rgb), (self._conns["depth"], depth)]
@@ -181,10 +183,10 @@ class EpisodeWriter:
             messages.insert(0, (self._connection("camera_info", _CAMERA_INFO), camera_info))
         self._bag.write_group(stamp_ns, messages)
         self.frames += 1
-        with self._meta_lock:
-            if self.meta.first_stamp_ns is None:
-                self.meta.first_stamp_ns = int(stamp_ns)
-            self.meta.last_stamp_ns = int(stamp_ns)
+        with self._meta_lock:  # the span of the stamps (a camera clock step back: not in order)
+            first, last = self.meta.first_stamp_ns, self.meta.last_stamp_ns
+            self.meta.first_stamp_ns = int(stamp_ns) if first is None else min(first, stamp_ns)
+            self.meta.last_stamp_ns = int(stamp_ns) if last is None else max(last, stamp_ns)
         if time.monotonic() - self._last_sync >= self.sync_interval_s:
             self.checkpoint()
 

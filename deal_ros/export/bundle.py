@@ -12,20 +12,23 @@ reported and stored in model.yaml; export fails beyond the tolerance) -> ``model
 
 from __future__ import annotations
 
-import datetime as _dt
-import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
-import torch
 from torch import nn
 
-from deal_ros import __version__
 from deal_ros.errors import DealError
+from deal_ros.export.core import (
+    ExportResult,
+    check_out_dir,
+    default_parity_images,
+    exporting,
+    parity_batch,
+    run_frames,
+    write_bundle,
+)
 from deal_ros.export.onnx_export import (
     DEFAULT_OPSET,
     DeployModule,
@@ -33,19 +36,8 @@ from deal_ros.export.onnx_export import (
     export_onnx,
     pin_channel_dims,
 )
-from deal_ros.export.parity import ParityReport, batch_from_images, check_parity
-from deal_ros.infer.bundle import (
-    ENGINE_DIR,
-    MODEL_FILE,
-    SPEC_FILE,
-    Bundle,
-    InputSpec,
-    PostprocessSpec,
-    default_palette,
-    file_sha256,
-    write_spec,
-)
-from deal_ros.infer.preprocess import Preprocessor
+from deal_ros.export.parity import check_parity
+from deal_ros.infer.bundle import MODEL_FILE, InputSpec, PostprocessSpec, default_palette
 from deal_ros.nets.cam_net import CAM_EPS, CAMNet
 
 __all__ = ["ExportResult", "default_parity_images", "export_model", "export_run"]
@@ -58,40 +50,6 @@ _MEANINGS = {
     ),
     "seg_logits": "stage-2 segmenter logits at the input size; channel 0 = background",
 }
-_BUNDLE_FILES = {MODEL_FILE, SPEC_FILE, ENGINE_DIR}
-
-
-@dataclass
-class ExportResult:
-    """What ``export_model`` wrote: the bundle folder, the parity report, the engine folder."""
-
-    path: Path
-    bundle: Bundle
-    parity: ParityReport
-    engine: Path | None = None
-    provider_check: str = ""
-
-
-def default_parity_images(n: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
-    """``n`` real-looking RGB frames from the built-in RGB-D scene generator (rendered table-top
-    scenes with household objects), for exports that bring no images of their own."""
-    from deal_ros.scene.generator import SceneGenerator
-
-    gen = SceneGenerator(size=size, seed=seed)
-    return [gen.sample(i).rgb for i in range(n)]
-
-
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise DealError(f"export: '{out}' exists and is not a folder")
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in _BUNDLE_FILES)
-        foreign = [n for n in foreign if not n.endswith(".tmp")]
-        if foreign:
-            raise DealError(
-                f"export: '{out}' holds other files ({', '.join(foreign[:3])}); "
-                "give an empty or a bundle folder"
-            )
 
 
 def _check_nets(cam_net: CAMNet, seg_net: nn.Module | None, classes: Sequence[str]) -> None:
@@ -116,21 +74,6 @@ def _outputs(names: Sequence[str], stride: int) -> dict[str, dict[str, Any]]:
     out = {n: {"shape": shapes[n], "meaning": _MEANINGS[n]} for n in names}
     out["cams"]["stride"] = stride
     return out
-
-
-def _versions() -> dict[str, str]:
-    import onnx
-
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__}
-
-
-def _clear_stale_engines(out: Path, sha: str) -> None:
-    engines = out / ENGINE_DIR
-    if not engines.is_dir():
-        return
-    for entry in engines.iterdir():
-        if entry.is_dir() and not entry.name.endswith(sha[:12]):
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 def export_model(
@@ -166,15 +109,13 @@ def export_model(
     say = log or (lambda _msg: None)
     out = Path(out_dir).expanduser()
     classes = [str(c) for c in classes]
-    _check_out_dir(out)
+    check_out_dir(out)
     _check_nets(cam_net, seg_net, classes)
     size = (int(input_size[0]), int(input_size[1]))
     backbone = cam_net.backbone
     spec = InputSpec(height=size[0], width=size[1], dynamic_size=dynamic_size)
     module = DeployModule(cam_net, seg_net)
-    was_training = [m.training for m in (cam_net, seg_net) if m is not None]
-    out.mkdir(parents=True, exist_ok=True)
-    try:
+    with exporting(out, [cam_net, seg_net]):
         onnx_path = export_onnx(
             module, out / MODEL_FILE, size, dynamic_size=dynamic_size, opset=opset
         )
@@ -182,17 +123,11 @@ def export_model(
         pin_channel_dims(onnx_path, {"scores": k, "cams": k, "seg_logits": k + 1})
         check_onnx(onnx_path)
         say(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), onnx.checker ok")
-        images = list(parity_images) if parity_images is not None else None
-        images = images or default_parity_images(parity_count, size)
-        batch = batch_from_images(images, Preprocessor(spec), size)
+        batch = parity_batch(parity_images, spec, size, parity_count)
         parity = check_parity(module, onnx_path, batch, atol=atol, rtol=rtol)
         say(parity.summary())
-    finally:
-        for net, mode in zip((cam_net, seg_net), was_training):
-            net.train(mode)
-    sha = file_sha256(onnx_path)
-    bundle = Bundle(
-        path=out,
+    return write_bundle(
+        out, onnx_path, parity, opset, backbone, tensorrt, fp16, say,
         classes=tuple(classes),
         input=spec,
         outputs=_outputs(module.output_names, cam_net.cam_stride),
@@ -202,53 +137,21 @@ def export_model(
             score_threshold=float(score_threshold),
             overlay_alpha=float(overlay_alpha),
         ),
-        palette=[tuple(int(v) for v in row) for row in (palette or default_palette(len(classes)))],
-        model_sha256=sha,
+        palette=[tuple(int(v) for v in row) for row in palette or default_palette(len(classes))],
         cam_stride=cam_net.cam_stride,
         training={
             "backbone": getattr(backbone, "name", type(backbone).__name__),
             "output_stride": int(getattr(backbone, "output_stride", cam_net.cam_stride)),
             **(training or {}),
         },
-        export={"opset": opset, **_versions(), "parity": parity.to_dict()},
-        software=f"deal_ros {__version__}",
-        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        graph_normalisation={
-            "mean": [float(v) for v in backbone.mean],
-            "std": [float(v) for v in backbone.std],
-        },
-    )
-    write_spec(bundle)
-    _clear_stale_engines(out, sha)
-    return _finish(bundle, parity, tensorrt, fp16, say)
-
-
-def _finish(
-    bundle: Bundle, parity: ParityReport, tensorrt: bool | None, fp16: bool, say
-) -> ExportResult:
-    from deal_ros.export.tensorrt import build_engine, tensorrt_possible
-    from deal_ros.infer.bundle import read_bundle
-    from deal_ros.infer.runtime import Runtime
-
-    bundle = read_bundle(bundle.path)
-    check = Runtime(bundle, providers="cpu", threads=1).describe()
-    say(f"bundle loads: {check}")
-    engine = None
-    if tensorrt or (tensorrt is None and tensorrt_possible()):
-        engine = build_engine(bundle.path, fp16=fp16, log=say)
-    return ExportResult(bundle.path, bundle, parity, engine, check)
+    )  # fmt: skip
 
 
 def _run_images(run: Any, n: int, say: Callable[[str], None]) -> list[np.ndarray] | None:
     """The first ``n`` frames of the run's own training data, when it is readable here."""
     from deal_ros.train.data import open_dataset
 
-    try:
-        dataset = open_dataset(run.config.data, run.config, run.classes)
-        return [dataset[i].rgb for i in range(min(n, len(dataset)))]
-    except (DealError, OSError) as exc:
-        say(f"parity images: the run's data is not readable here ({exc}); using scene frames")
-        return None
+    return run_frames(lambda: open_dataset(run.config.data, run.config, run.classes), n, say)
 
 
 def export_run(

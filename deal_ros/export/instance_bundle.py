@@ -2,8 +2,9 @@
 
     export_instance_run("runs/box-001", "models/box")          # what ``deal export`` calls
 
-Steps as for semantic bundles (``deal_ros.export.bundle``): ONNX export
-(``deal_ros.instance.export.export_instance_onnx``: top-k candidates, threshold / NMS / mask
+Steps as for semantic bundles (``deal_ros.export.bundle``; what both share is
+``deal_ros.export.core``): ONNX export
+(``deal_ros.export.instance_onnx.export_instance_onnx``: top-k candidates, threshold / NMS / mask
 upsampling left to ``deal_ros.infer.instances``) -> ``onnx.checker`` -> parity torch vs ONNX
 Runtime on real frames through the runtime's own preprocessing (the run's ``input.fit``,
 letterbox included) -> ``model.yaml`` (written last, atomically, format 2) -> loaded once by
@@ -17,36 +18,31 @@ comparison, so only real differences fail the export.
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deal_ros import __version__
 from deal_ros.errors import DealError
-from deal_ros.export.bundle import (
+from deal_ros.export.core import (
     ExportResult,
-    _check_out_dir,
-    _clear_stale_engines,
-    _finish,
-    _versions,
-    default_parity_images,
+    check_out_dir,
+    exporting,
+    parity_batch,
+    run_frames,
+    write_bundle,
 )
-from deal_ros.export.onnx_export import DEFAULT_OPSET
-from deal_ros.export.parity import batch_from_images, check_parity
+from deal_ros.export.instance_onnx import CondInstExport, export_instance_onnx
+from deal_ros.export.onnx_export import DEFAULT_OPSET, check_onnx, pin_channel_dims
+from deal_ros.export.parity import check_parity
 from deal_ros.infer.bundle import (
     MODEL_FILE,
-    Bundle,
     InputSpec,
     InstanceSpec,
     PostprocessSpec,
     default_palette,
-    file_sha256,
-    write_spec,
 )
-from deal_ros.infer.preprocess import Preprocessor
 
 __all__ = ["align_candidates", "export_instance_model", "export_instance_run"]
 
@@ -140,12 +136,10 @@ def export_instance_model(
     log: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a ``CondInst`` to an instance bundle in ``out_dir`` (see the module docstring)."""
-    from deal_ros.instance.export import CondInstExport, export_instance_onnx
-
     say = log or (lambda _msg: None)
     out = Path(out_dir).expanduser()
     classes = [str(c) for c in classes]
-    _check_out_dir(out)
+    check_out_dir(out)
     if not classes or len(set(classes)) != len(classes) or model.num_classes != len(classes):
         raise DealError(
             f"export: {len(classes)} class names {classes} for a model with "
@@ -154,13 +148,9 @@ def export_instance_model(
     size = (int(input_size[0]), int(input_size[1]))
     spec = InputSpec(height=size[0], width=size[1], fit=fit,
                      pad_value=tuple(int(v) for v in pad_value))  # fmt: skip
-    was_training = model.training
-    out.mkdir(parents=True, exist_ok=True)
-    try:
+    with exporting(out, [model]):
         onnx_path = export_instance_onnx(model, out / MODEL_FILE, size, topk=topk)
-        images = list(parity_images) if parity_images is not None else None
-        images = images or default_parity_images(parity_count, size)
-        batch = batch_from_images(images, Preprocessor(spec), size)
+        batch = parity_batch(parity_images, spec, size, parity_count)
         module = CondInstExport(model, topk)
         k = _pin_candidates(module, onnx_path, batch)
         say(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB, {k} candidates per "
@@ -169,9 +159,6 @@ def export_instance_model(
             module, onnx_path, batch, atol=atol, rtol=rtol, align=align_candidates(atol)
         )
         say(parity.summary())
-    finally:
-        model.train(was_training)
-    sha = file_sha256(onnx_path)
     instance = InstanceSpec(
         topk=k,
         mask_stride=int(model.mask_out_stride),
@@ -186,8 +173,8 @@ def export_instance_model(
     }
     outputs["masks"]["stride"] = instance.mask_stride
     backbone = model.backbone
-    bundle = Bundle(
-        path=out,
+    return write_bundle(
+        out, onnx_path, parity, opset, backbone, tensorrt, fp16, say,
         classes=tuple(classes),
         input=spec,
         outputs=outputs,
@@ -195,32 +182,19 @@ def export_instance_model(
             score_threshold=instance.score_threshold, overlay_alpha=instance.overlay_alpha
         ),
         palette=[tuple(int(v) for v in row) for row in default_palette(len(classes))],
-        model_sha256=sha,
         training={
             "backbone": getattr(backbone, "name", type(backbone).__name__),
             **(training or {}),
         },
-        export={"opset": opset, **_versions(), "parity": parity.to_dict()},
-        software=f"deal_ros {__version__}",
-        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        graph_normalisation={
-            "mean": [float(v) for v in backbone.mean],
-            "std": [float(v) for v in backbone.std],
-        },
         task="instance",
         instance=instance,
-    )
-    write_spec(bundle)
-    _clear_stale_engines(out, sha)
-    return _finish(bundle, parity, tensorrt, fp16, say)
+    )  # fmt: skip
 
 
 def _pin_candidates(module: Any, onnx_path: Path, batch: np.ndarray) -> int:
     """k (= min(topk, locations x classes)) from one torch pass, written into the graph's
     output shapes (the exporter leaves it symbolic); the graph is checked again."""
     import torch
-
-    from deal_ros.export.onnx_export import check_onnx, pin_channel_dims
 
     with torch.no_grad():
         k = int(module(torch.from_numpy(batch[:1]))[0].shape[1])
@@ -233,12 +207,7 @@ def _run_images(cfg: Any, classes: Sequence[str], n: int, say) -> list[np.ndarra
     """The first ``n`` frames of the run's own data, when it is readable here."""
     from deal_ros.instance.data import open_box_dataset
 
-    try:
-        data = open_box_dataset(cfg, cfg.data, classes=list(classes))
-        return [data[i].rgb for i in range(min(n, len(data)))]
-    except (DealError, OSError) as exc:
-        say(f"parity images: the run's data is not readable here ({exc}); using scene frames")
-        return None
+    return run_frames(lambda: open_box_dataset(cfg, cfg.data, classes=list(classes)), n, say)
 
 
 def export_instance_run(
@@ -255,8 +224,8 @@ def export_instance_run(
     ``mask_threshold``) come from the run's config.yaml; ``kwargs`` go to
     :func:`export_instance_model` and win over them."""
     from deal_ros.data.torch_dataset import IMAGENET_MEAN
+    from deal_ros.engine.runfolder import read_yaml
     from deal_ros.instance.cli import load_box_run
-    from deal_ros.train.runfolder import read_yaml
 
     say = log or (lambda _msg: None)
     run_path = Path(run_dir).expanduser()

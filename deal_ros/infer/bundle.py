@@ -4,7 +4,9 @@ Torch-free and ROS-free: the segmenter node, ``deal infer`` and ``deal export`` 
 ``read_bundle(path)`` checks everything that can be checked without ONNX Runtime (files,
 YAML, types, ranges, the ``model.onnx`` checksum); the graph itself (input size, class count)
 is checked against this spec by :class:`deal_ros.infer.runtime.Runtime` when it loads.
-Every failure is ONE :class:`BundleError` line naming the bundle and what is wrong.
+Every failure is ONE :class:`BundleError` line naming the bundle and what is wrong; a key no
+reader knows (``postprocess.cam_thresold``) is one, naming the closest known key, since it
+would otherwise be ignored and a default used silently.
 
 ``model.yaml`` (format 1; see docs/formats.md)::
 
@@ -38,6 +40,7 @@ mask_threshold, overlay_alpha``. A bundle without ``task`` is a semantic one (as
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 import os
@@ -81,6 +84,19 @@ MASK_SOURCES = ("cams", "seg_logits")
 TASKS = ("semantic", "instance")
 INSTANCE_OUTPUTS = ("scores", "classes", "boxes", "masks", "class_probs")
 FITS = ("resize", "pad")
+# Every key a reader knows, by section (what ``Bundle.to_yaml_dict`` writes). ``training`` and
+# ``export`` are free-form records of the run; ``outputs`` entries are checked by name below.
+TOP_KEYS = ("format", "task", "software", "created", "model", "model_sha256", "classes",
+            "background", "input", "outputs", "instance", "postprocess", "palette", "training",
+            "export")  # fmt: skip
+INPUT_KEYS = ("name", "layout", "color", "height", "width", "dynamic_batch", "dynamic_size",
+              "resize", "mean", "std", "fit", "pad_value", "graph_normalisation")  # fmt: skip
+POSTPROCESS_KEYS = {
+    "semantic": ("mask_source", "cam_threshold", "score_threshold", "overlay_alpha"),
+    "instance": ("score_threshold", "nms_threshold", "max_detections", "mask_threshold",
+                 "overlay_alpha"),
+}  # fmt: skip
+INSTANCE_KEYS = ("topk", "mask_stride")
 
 
 class BundleError(DealError, ValueError):
@@ -332,6 +348,34 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
+def _check_keys(
+    section: Mapping[str, Any], known: Sequence[str], prefix: str, r: _Reader, task: str
+) -> None:
+    """Refuse the first key of ``section`` that no reader knows (a misspelled threshold would
+    otherwise be ignored and the default used without a word), naming the closest known key;
+    a key known for the other task says so."""
+    for key in section:
+        if key in known:
+            continue
+        name = f"{prefix}{key}"
+        other = "instance" if task == "semantic" else "semantic"
+        if prefix == "postprocess." and key in POSTPROCESS_KEYS[other]:
+            raise r.fail(f"'{name}' is not read for task {task} (only for task {other})")
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known: {', '.join(known)}"
+        raise r.fail(f"unknown key '{name}' ({hint})")
+
+
+def _check_all_keys(data: Mapping[str, Any], r: _Reader, task: str) -> None:
+    """Unknown keys at the top level and in ``input``, ``postprocess`` and ``instance``."""
+    _check_keys(data, TOP_KEYS, "", r, task)
+    for key, known in (("input", INPUT_KEYS), ("postprocess", POSTPROCESS_KEYS[task]),
+                       ("instance", INSTANCE_KEYS)):  # fmt: skip
+        section = data.get(key)
+        if isinstance(section, Mapping):
+            _check_keys(section, known, f"{key}.", r, task)
+
+
 def _load_yaml(path: Path, where: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -515,6 +559,7 @@ def read_bundle(path: str | Path, verify_checksum: bool = True) -> Bundle:
     _check_format(data, where)
     r = _Reader(f"{where}: {SPEC_FILE}")
     task = _task(data, r)
+    _check_all_keys(data, r, task)
     classes = _classes(data, r)
     instance = None
     if task == "instance":

@@ -15,7 +15,7 @@ A frame is either a :class:`deal_ros.episodes.bag_io.Frame` (episodes, bags: ``d
 
 Without a mask every valid depth pixel is written with class 0 (the whole scene); with a mask
 only classes > 0 (``include_background=True`` adds the rest as class 0). With a ``cleaner``
-the object points are down-sampled and cleaned (:mod:`deal_ros.infer.objects`) and the
+the object points are down-sampled and cleaned (:mod:`deal_ros.core.cloud_cleaner`) and the
 summaries come back; background points are never cleaned.
 """
 
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from deal_ros.core.cloud import Cloud, CloudError, Intrinsics, backproject
+from deal_ros.core.cloud_cleaner import CleanResult, CloudCleaner, ObjectInfo, as_instances
 from deal_ros.core.ply import write_ply
 from deal_ros.errors import DealError
-from deal_ros.infer.objects import CleanResult, CloudCleaner, ObjectInfo, as_instances
 
 __all__ = [
     "PlyExportSummary",
@@ -102,7 +102,7 @@ def write_cloud_ply(
     (255, the pseudo-label "ignore") are left out. ``cleaner``: clean the classes > 0 and
     return their summaries. ``instance_classes``: ``mask`` holds instance ids (1..n) and
     these are their class ids: one summary per instance, points written with class ids
-    (:func:`deal_ros.infer.objects.as_instances`). Parent folders are created."""
+    (:func:`deal_ros.core.cloud_cleaner.as_instances`). Parent folders are created."""
     if not isinstance(intrinsics, Intrinsics):
         intrinsics = Intrinsics.from_camera_info(intrinsics)
     if instance_classes is not None:

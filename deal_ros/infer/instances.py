@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+import deal_ros.infer.postprocess as post
 from deal_ros.core.boxes import nms
 from deal_ros.core.palette import default_palette
-from deal_ros.infer import postprocess as post
 from deal_ros.infer.bundle import InstanceSpec
 from deal_ros.infer.preprocess import Placement
 

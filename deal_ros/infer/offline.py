@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from deal_ros.core.cloud_cleaner import CloudCleaner, ObjectInfo
 from deal_ros.data.sample import Sample
 from deal_ros.errors import DealError
 from deal_ros.infer.instances import InstanceResult
-from deal_ros.infer.objects import CloudCleaner, ObjectInfo
 from deal_ros.infer.postprocess import heat_to_rgb
 from deal_ros.infer.runtime import InferenceResult, Runtime
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from deal_ros.core.errors import DepthFormatError
 from deal_ros.core.placement import Placement
 
 __all__ = [
@@ -239,13 +240,18 @@ def seg_logits_to_mask(seg_logits: np.ndarray, size: Size) -> np.ndarray:
 def depth_keep(
     depth_m: np.ndarray, valid: np.ndarray, size: Size, max_range_m: float
 ) -> np.ndarray:
-    """(H, W) bool at ``size``: pixels with a valid depth no farther than ``max_range_m``
-    (nearest resampling, so no depth is invented). Foreground elsewhere is set to background
-    by the segmenter's depth gate (our choice: a work-space limit, not part of the method)."""
-    keep = np.asarray(valid, dtype=bool) & (np.asarray(depth_m) <= np.float32(max_range_m))
-    if keep.shape != tuple(size):
-        keep = resize_mask(keep.view(np.uint8), size).astype(bool)
-    return keep
+    """(H, W) bool at ``size``: pixels with a valid depth no farther than ``max_range_m``.
+    Foreground elsewhere is set to background by the segmenter's depth gate (our choice: a
+    work-space limit, not part of the method). The depth must have the image's size (depth
+    aligned to colour): another size is a :class:`~deal_ros.core.errors.DepthFormatError`,
+    never resampled (a depth image of another size is another view, not a scaled copy)."""
+    depth_m = np.asarray(depth_m)
+    if depth_m.shape != tuple(size):
+        raise DepthFormatError(
+            f"depth gate: depth is {depth_m.shape[-1]}x{depth_m.shape[0]}, the image "
+            f"{size[1]}x{size[0]}; the gate needs depth aligned to colour (same size)"
+        )
+    return np.asarray(valid, dtype=bool) & (depth_m <= np.float32(max_range_m))
 
 
 def palette_array(palette: Sequence[Sequence[int]]) -> np.ndarray:

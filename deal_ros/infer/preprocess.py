@@ -78,8 +78,14 @@ class Preprocessor:
     def with_placement(
         self, rgb: np.ndarray, size: tuple[int, int]
     ) -> tuple[np.ndarray, Placement]:
-        """(the (1, 3, h, w) input, where the image lies in it)."""
-        resized, where = self.place(to_rgb_array(rgb), size)
+        """(the (1, 3, h, w) input, where the image lies in it); ``rgb`` is checked first
+        (:func:`to_rgb_array`)."""
+        return self.checked(to_rgb_array(rgb), size)
+
+    def checked(self, rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Placement]:
+        """:meth:`with_placement` of an ``rgb`` that :func:`to_rgb_array` already returned
+        (``Runtime.segment``/``detect`` check each image once, then call this)."""
+        resized, where = self.place(rgb, size)
         out = np.empty((1, 3, size[0], size[1]), dtype=np.float32)
         chw = resized.transpose(2, 0, 1)
         scale = self.scale[0, 0, 0] if self.uniform_scale else self.scale

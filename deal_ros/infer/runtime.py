@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from deal_ros.infer import postprocess as post
+import deal_ros.infer.postprocess as post
 from deal_ros.infer.bundle import TASKS, Bundle, BundleError, read_bundle
 from deal_ros.infer.instances import (
     InstanceResult,
@@ -347,8 +347,8 @@ class Runtime:
         """
         self._need("semantic", "segment")
         t0 = time.perf_counter()
-        rgb = to_rgb_array(rgb)
-        batch = self.preprocess(rgb)
+        rgb = to_rgb_array(rgb)  # the one check of this image
+        batch, _ = self.preprocessor.checked(rgb, self.input_size)
         t1 = time.perf_counter()
         raw = self.run(batch)
         t2 = time.perf_counter()
@@ -419,8 +419,8 @@ class Runtime:
         bool, masks are cut to it and instances left empty dropped (:func:`gate_instances`)."""
         self._need("instance", "detect")
         t0 = time.perf_counter()
-        rgb = to_rgb_array(rgb)
-        batch, where = self.preprocessor.with_placement(rgb, self.input_size)
+        rgb = to_rgb_array(rgb)  # the one check of this image
+        batch, where = self.preprocessor.checked(rgb, self.input_size)
         t1 = time.perf_counter()
         raw = self.run(batch)
         t2 = time.perf_counter()

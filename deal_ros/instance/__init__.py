@@ -1,5 +1,6 @@
 """Box-supervised instance segmentation with pseudo depth (Yu, Yan et al., "Boosting
-Box-supervised Instance Segmentation with Pseudo Depth"), CondInst/BoxInst-style, plain torch.
+Box-supervised Instance Segmentation with Pseudo Depth"), CondInst/BoxInst-style, plain torch,
+trained on the engine every method shares (``deal_ros.engine``).
 
 One folder, one concept per file:
 
@@ -8,11 +9,15 @@ One folder, one concept per file:
   ``mask_branch.py``, ``condinst.py`` (the model), ``inference.py`` (decoding, NMS)
 - ``targets.py`` (FCOS assignment), ``mask_targets.py`` (box masks, LAB, depth at stride 4),
   ``losses.py`` (the loss glue; the terms live in ``deal_ros.losses``)
-- ``ema.py`` (EMA teacher), ``distill.py`` (depth-aware pseudo masks)
-- ``data.py`` (box checks, box-carrying augmentation, instance ground truth)
-- ``train.py`` (``main_from_config``), ``evaluate.py`` (COCO mask AP, overlays),
-  ``export.py`` (ONNX: top-k instances, NMS left to the runtime),
+- ``objective.py`` (one step's losses: the Stage's ``loss_fn``), ``hooks.py`` (skipped-box
+  counts, step times; the EMA teacher is the engine's ``EMAHook``), ``distill.py``
+  (depth-aware pseudo masks)
+- ``data.py`` (box checks, box-carrying augmentation, epoch-keyed items)
+- ``train.py`` (``main_from_config``, ``BoxTrainer``: the Stage and hooks on the engine),
+  ``evaluate.py`` (COCO mask AP via ``deal_ros.eval``, overlays),
   ``cli.py`` (what ``deal train`` / ``deal eval`` call for box runs)
+
+The ONNX view of CondInst lives with the exporters (``deal_ros.export.instance_onnx``).
 """
 
 from deal_ros.instance.condinst import CondInst, Dense, Instances

@@ -1,13 +1,13 @@
 """What ``deal train`` and ``deal eval`` call for box-supervised runs.
 
-Wiring (in ``deal_ros/commands/train.py`` / ``eval.py``, before their own config loading):
+Wiring (``deal_ros/commands/train.py`` / ``eval.py`` choose the method with
+``deal_ros.commands._methods``, before their own config loading):
 
-    from deal_ros.instance.cli import is_box_config, is_box_run, train_command, eval_command
-    if is_box_config(args.config, args.overrides):
+    if train_method(args.config, args.overrides) == BOX:
         return train_command(args.config, args.overrides, progress=not args.no_progress,
                              print_config=args.print_config)
     ...
-    if is_box_run(run_dir):                  # deal eval run=...
+    if run_method(run_dir) == BOX:           # deal eval run=...
         return eval_command(args.settings, progress=not args.no_progress)
 
 ``deal eval`` keys for box runs: run (required), data (default: the run's val, else its
@@ -18,10 +18,12 @@ data), limit, out (default <run>/eval.json), device, overlays (PNG count, defaul
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from deal_ros.errors import DealError
+from deal_ros.eval.results_text import format_ap as format_results
 from deal_ros.instance.config import (
     apply_box_overrides,
     box_config_from_dict,
@@ -49,6 +51,8 @@ def train_command(
         )
         return 0
     run_dir, result = main_from_config(cfg, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 reports
+        return 0
     state = "done" if result.completed else "stopped (resume with resume=true)"
     skipped = sum(result.box_skipped.values())
     note = f", skipped {skipped} bad boxes {result.box_skipped}" if skipped else ""
@@ -64,9 +68,9 @@ def train_command(
 
 def load_box_run(run_dir: str | Path, overrides: Sequence[str] = (), device: str = "cpu"):
     """(config, classes, model in eval mode) of a box run folder."""
+    from deal_ros.engine.runfolder import read_classes, read_yaml
     from deal_ros.instance.train import WEIGHTS, build_model
     from deal_ros.nets.weights import load_weights
-    from deal_ros.train.runfolder import read_classes, read_yaml
 
     path = Path(run_dir).expanduser()
     if not (path / "config.yaml").is_file():
@@ -89,9 +93,9 @@ def eval_command(settings: Sequence[str], progress: bool = True) -> int:
     """``deal eval run=RUN [data=SPEC] [limit=N] [out=FILE] [overlays=N] [key=value ...]``."""
     import torch
 
+    from deal_ros.engine.device import resolve_device
     from deal_ros.instance.data import open_box_dataset
     from deal_ros.instance.evaluate import evaluate_model, write_overlays
-    from deal_ros.train.loop import resolve_device
 
     own = ("run", "data", "limit", "out", "device", "overlays")
     mine: dict[str, str] = {}
@@ -126,19 +130,3 @@ def eval_command(settings: Sequence[str], progress: bool = True) -> int:
     out.write_text(json.dumps(results, indent=2))
     print(f"deal eval: -> {out}")
     return 0
-
-
-def format_results(results: dict) -> str:
-    """Two lines: mask and box AP, AP50, AP75 (percent)."""
-    lines = [
-        f"{results.get('images', 0)} images, {results.get('instances', 0)} instances, "
-        f"{results.get('detections', 0)} detections"
-    ]
-    for kind, name in (("segm", "mask"), ("bbox", "box")):
-        r = results.get(kind) or {}
-        vals = "  ".join(
-            f"{k} {100 * r[k]:.1f}" if r.get(k) is not None else f"{k} -"
-            for k in ("AP", "AP50", "AP75")
-        )
-        lines.append(f"{name:4s} {vals}")
-    return "\n".join(lines)

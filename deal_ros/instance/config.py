@@ -3,10 +3,11 @@
     cfg = load_box_config("box", ["data=scene:n=64,size=96x128", "distill.enabled=false"])
 
 This method's own schema (the CondInst model, the FCOS / BoxInst / depth losses and
-self-distillation), read by the helpers of :mod:`deal_ros.train.config` (one implementation of
-the value parsing, presets in ``deal_ros/train/configs/``, ``base:`` chains, dotted
-``key=value`` overrides, one line naming an unknown key with the closest known ones); its
-``OptimConfig`` and ``LoopConfig`` are reused as they are.
+self-distillation), read by the engine's config helpers (:mod:`deal_ros.engine.config`: one
+implementation of the value parsing, the shipped presets, ``base:`` chains, dotted
+``key=value`` overrides, one line naming an unknown key with the closest known ones); the
+engine's ``OptimConfig`` and ``LoopConfig`` sections and their checks
+(:mod:`deal_ros.engine.settings`) are shared with DEAL's schema.
 ``is_box_config(source, overrides)`` tells the ``deal train`` command to dispatch here.
 """
 
@@ -17,20 +18,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from deal_ros.train.config import (
-    AMP_MODES,
+from deal_ros.engine.config import (
     ConfigError,
-    LoopConfig,
-    OptimConfig,
-    TrainConfig,
     apply_overrides,
     config_from_file_dict,
     load_config,
     parse_override,
     read_config_file,
     to_dict,
+)
+from deal_ros.engine.runfolder import newest_stage, stage_of_run
+from deal_ros.engine.settings import (
+    LoopConfig,
+    OptimConfig,
+    engine_checks,
+    raise_first,
+    scale_range_check,
 )
 
 STAGE = "box"
@@ -188,101 +191,50 @@ class BoxTrainConfig:
 
     def validate(self) -> BoxTrainConfig:
         """Cross-field checks; returns self."""
-        lo_hi = self.augment.scale
         m, lo, d = self.model, self.loss, self.distill
         size = f"{self.input.height}x{self.input.width}"
-        checks = [
+        soi = m.sizes_of_interest
+        raise_first([
             (self.stage == STAGE, f"stage: this config is for stage '{STAGE}', got {self.stage!r}"),
-            (
-                self.amp in AMP_MODES,
-                f"amp: expected one of {', '.join(AMP_MODES)}, got {self.amp!r}",
-            ),
-            (
-                min(self.input.height, self.input.width) >= 32,
-                f"input: height and width must be >= 32, got {size}",
-            ),
-            (
-                self.input.height % 8 == 0 and self.input.width % 8 == 0,
-                f"input: height and width must be multiples of 8, got {size}",
-            ),
-            (
-                self.input.fit in FITS,
-                f"input.fit: expected one of {', '.join(FITS)}, got {self.input.fit!r}",
-            ),
-            (
-                len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1],
-                f"augment.scale: expected [low, high] with 0 < low <= high, got {lo_hi}",
-            ),
+            (min(self.input.height, self.input.width) >= 32,
+             f"input: height and width must be >= 32, got {size}"),
+            (self.input.height % 8 == 0 and self.input.width % 8 == 0,
+             f"input: height and width must be multiples of 8, got {size}"),
+            (self.input.fit in FITS,
+             f"input.fit: expected one of {', '.join(FITS)}, got {self.input.fit!r}"),
+            scale_range_check(self.augment.scale),
             (m.mask_stride in (4, 8), f"model.mask_stride: expected 4 or 8, got {m.mask_stride}"),
-            (
-                len(m.sizes_of_interest) == 2
-                and 0 < m.sizes_of_interest[0] < m.sizes_of_interest[1],
-                f"model.sizes_of_interest: expected two increasing sizes (P3/P4, P4/P5), got "
-                f"{m.sizes_of_interest}",
-            ),
-            (
-                min(m.fpn_channels, m.mask_channels, m.dynamic_channels) >= 1 and m.head_convs >= 0,
-                "model: channel counts must be >= 1 and head_convs >= 0",
-            ),
-            (
-                lo.pairwise_warmup >= 0 and lo.depth_consistency_start >= 0,
-                "loss.pairwise_warmup and loss.depth_consistency_start must be >= 0 (< 1: a "
-                f"fraction of the steps), got {lo.pairwise_warmup}, {lo.depth_consistency_start}",
-            ),
-            (
-                lo.depth_tau > 0 and lo.depth_scale > 0,
-                "loss.depth_tau and loss.depth_scale must be > 0, got "
-                f"{lo.depth_tau}, {lo.depth_scale}",
-            ),
-            (
-                lo.depth_slope_scale >= 0,
-                f"loss.depth_slope_scale must be >= 0 (0 = off), got {lo.depth_slope_scale}",
-            ),
-            (
-                lo.depth_norm in DEPTH_NORMS,
-                f"loss.depth_norm: expected one of {', '.join(DEPTH_NORMS)}, got {lo.depth_norm!r}",
-            ),
-            (
-                lo.depth_target in DEPTH_TARGETS,
-                f"loss.depth_target: expected one of {', '.join(DEPTH_TARGETS)}, got "
-                f"{lo.depth_target!r}",
-            ),
+            (len(soi) == 2 and 0 < soi[0] < soi[1],
+             f"model.sizes_of_interest: expected two increasing sizes (P3/P4, P4/P5), got {soi}"),
+            (min(m.fpn_channels, m.mask_channels, m.dynamic_channels) >= 1 and m.head_convs >= 0,
+             "model: channel counts must be >= 1 and head_convs >= 0"),
+            (lo.pairwise_warmup >= 0 and lo.depth_consistency_start >= 0,
+             "loss.pairwise_warmup and loss.depth_consistency_start must be >= 0 (< 1: a "
+             f"fraction of the steps), got {lo.pairwise_warmup}, {lo.depth_consistency_start}"),
+            (lo.depth_tau > 0 and lo.depth_scale > 0,
+             f"loss.depth_tau and loss.depth_scale must be > 0, got {lo.depth_tau}, "
+             f"{lo.depth_scale}"),
+            (lo.depth_slope_scale >= 0,
+             f"loss.depth_slope_scale must be >= 0 (0 = off), got {lo.depth_slope_scale}"),
+            (lo.depth_norm in DEPTH_NORMS,
+             f"loss.depth_norm: expected one of {', '.join(DEPTH_NORMS)}, got {lo.depth_norm!r}"),
+            (lo.depth_target in DEPTH_TARGETS,
+             f"loss.depth_target: expected one of {', '.join(DEPTH_TARGETS)}, got "
+             f"{lo.depth_target!r}"),
             (lo.max_instances >= 1, f"loss.max_instances must be >= 1, got {lo.max_instances}"),
             (0 < d.ema < 1, f"distill.ema must lie in (0, 1), got {d.ema}"),
             (d.teacher_scale > 0, f"distill.teacher_scale must be > 0, got {d.teacher_scale}"),
-            (
-                d.alpha >= 0 and d.beta >= 0 and d.alpha + d.beta <= 1,
-                "distill.alpha, distill.beta: need >= 0 with alpha + beta <= 1, got "
-                f"{d.alpha}, {d.beta}",
-            ),
-            (
-                d.match in MATCHES,
-                f"distill.match: expected one of {', '.join(MATCHES)}, got {d.match!r}",
-            ),
-            (
-                self.train.batch_size >= 1,
-                f"train.batch_size must be >= 1, got {self.train.batch_size}",
-            ),
-            (
-                self.train.epochs >= 1 or self.train.max_steps,
-                f"train.epochs must be >= 1, got {self.train.epochs}",
-            ),
-            (
-                self.optim.name in ("sgd", "adamw"),
-                f"optim.name: expected sgd or adamw, got {self.optim.name!r}",
-            ),
-            (
-                self.optim.schedule in ("poly", "cosine", "constant"),
-                f"optim.schedule: expected poly, cosine or constant, got {self.optim.schedule!r}",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+            (d.alpha >= 0 and d.beta >= 0 and d.alpha + d.beta <= 1,
+             "distill.alpha, distill.beta: need >= 0 with alpha + beta <= 1, got "
+             f"{d.alpha}, {d.beta}"),
+            (d.match in MATCHES,
+             f"distill.match: expected one of {', '.join(MATCHES)}, got {d.match!r}"),
+            *engine_checks(self),
+        ])  # fmt: skip
         return self
 
 
-# ------------------------------------------------------------------ the shared helpers, box schema
+# -------------------------------------------------- the engine's config helpers, box schema
 def apply_box_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """``apply_overrides`` on the box schema: dotted keys (``loss.depth_tau=0.7``) typed for
     their field (``name=001`` stays a string); ``data_options.<name>`` takes any sub-key."""
@@ -311,34 +263,7 @@ def box_config_to_dict(cfg: BoxTrainConfig) -> dict[str, Any]:
     return to_dict(cfg)
 
 
-def _stage_of_run(path: str) -> str | None:
-    p = Path(path).expanduser()
-    if p.suffix == ".pt":
-        p = p.parent.parent if p.parent.name == "checkpoints" else p.parent
-    cfg = p / "config.yaml"
-    if not cfg.is_file():
-        return None
-    try:
-        data = yaml.safe_load(cfg.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    return data.get("stage") if isinstance(data, dict) else None
-
-
 _BOOL_WORDS = ("true", "yes", "on", "1", "false", "no", "off", "0")  # resume=<bool>, not a path
-
-
-def _newest_run_stage(values: dict[str, str]) -> str | None:
-    """``resume=true`` with no stage given: the stage of the newest checkpoint (any stage) among
-    the runs in ``out`` (named ``name`` when given)."""
-    from deal_ros.train.checkpoints import newest_checkpoint
-    from deal_ros.train.runfolder import default_name, numbered_runs
-
-    out = Path(values.get("out", "").strip() or "runs").expanduser()
-    name = values.get("name", "").strip()
-    runs = numbered_runs(out, default_name(TrainConfig(name=name), []) if name else None)
-    newest = newest_checkpoint(runs)
-    return newest[1] if newest else None
 
 
 def is_box_config(source: str | Path | None, overrides: Sequence[str] = ()) -> bool:
@@ -351,14 +276,15 @@ def is_box_config(source: str | Path | None, overrides: Sequence[str] = ()) -> b
         return True
     for key in ("resume", "run"):
         v = values.get(key, "").strip()
-        if v and v.lower() not in _BOOL_WORDS and _stage_of_run(v) == STAGE:
+        if v and v.lower() not in _BOOL_WORDS and stage_of_run(v) == STAGE:
             return True
     if source is None:
         resume_true = values.get("resume", "").strip().lower() in _BOOL_WORDS[:4]
         no_run = not values.get("run", "").strip()
-        return (
-            resume_true and no_run and "stage" not in values and _newest_run_stage(values) == STAGE
-        )
+        if not resume_true or not no_run or "stage" in values:
+            return False
+        out = values.get("out", "").strip() or "runs"
+        return newest_stage(out, values.get("name", "").strip() or None) == STAGE
     try:
         return read_box_file(source).get("stage") == STAGE
     except ConfigError:
@@ -367,4 +293,4 @@ def is_box_config(source: str | Path | None, overrides: Sequence[str] = ()) -> b
 
 def is_box_run(run_dir: str | Path) -> bool:
     """Whether a run folder was written by box-supervised training (for ``deal eval``)."""
-    return _stage_of_run(str(run_dir)) == STAGE
+    return stage_of_run(run_dir) == STAGE

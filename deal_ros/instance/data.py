@@ -1,6 +1,8 @@
 """Data for box-supervised training: box checks, augmentation that carries boxes, datasets,
 and the instance ground truth that evaluation needs.
 
+(The instance ground truth evaluation scores against is ``deal_ros.eval.instances``.)
+
 Bad boxes never stop training; each is skipped and counted (``BOX_PROBLEMS``): ``invalid``
 (non-finite coordinates), ``empty`` (x1 <= x0 or y1 <= y0, or under one pixel once clipped),
 ``outside`` (no overlap with the image), ``unknown_class`` (class id outside 1..K). Boxes
@@ -16,10 +18,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from deal_ros.data.sample import Box, Sample, SampleDataset
 from deal_ros.data.torch_dataset import TorchSampleDataset, fit_sample
 from deal_ros.errors import DealError
+from deal_ros.eval.instances import instance_ground_truth as instance_ground_truth  # old home
 
 BOX_PROBLEMS = ("invalid", "empty", "outside", "unknown_class")
 ZERO_MEAN, UNIT_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
@@ -160,6 +164,28 @@ def box_items(
     )
 
 
+def box_order(seed: int, epoch: int, n: int) -> list[int]:
+    """The epoch order box training has always used (``EpochBatches(permutation=...)``)."""
+    return np.random.default_rng([seed, epoch]).permutation(n).tolist()
+
+
+class EpochItems(torch.utils.data.Dataset):
+    """``box_items`` keyed by the engine sampler's ``(index, epoch)``: the epoch (which seeds
+    the augmentation, with the index) is set before the item is made, in whichever process
+    makes it."""
+
+    def __init__(self, items: TorchSampleDataset) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, epoch = key
+        self.items.set_epoch(int(epoch))
+        return self.items[int(index)]
+
+
 def open_box_dataset(
     cfg: Any, spec: str | None, classes: Sequence[str] | None = None
 ) -> SampleDataset:
@@ -180,61 +206,3 @@ def open_box_dataset(
     if not ds.classes:
         raise DealError(f"data '{spec}': no classes (give classes=[...])")
     return ds
-
-
-# ------------------------------------------------------------------ instance ground truth
-def _unwrap(dataset: Any) -> Any:
-    while hasattr(dataset, "dataset") and not hasattr(dataset, "generator"):
-        dataset = dataset.dataset
-    return dataset
-
-
-def instance_ground_truth(
-    dataset: SampleDataset, index: int, sample: Sample
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(masks (N,H,W) bool, class ids (N,), crowd flags (N,)) of item ``index``.
-
-    Scene generator: its exact instance masks. COCO: the annotations' polygons / RLE.
-    Other sources (no instance masks stored): the class-mask pixels of each box's class
-    inside the box (an approximation, exact when same-class boxes do not overlap)."""
-    base = _unwrap(dataset)
-    h, w = sample.rgb.shape[:2]
-    if hasattr(base, "generator"):
-        scene = base.generator.sample(int(sample.meta.get("index", index)))
-        m = scene.instance_masks.astype(bool)
-        return m, scene.instance_classes.astype(np.int64), np.zeros(len(m), bool)
-    if hasattr(base, "images") and hasattr(base, "cat_name"):
-        return _coco_instances(base, index, h, w)
-    if sample.mask is None:
-        raise DealError(
-            f"eval: {getattr(dataset, 'source', 'dataset')} item {index} has no masks to "
-            "evaluate against (mask AP needs instance or class masks)"
-        )
-    masks, cls = [], []
-    for b in sample.boxes:
-        m = np.zeros((h, w), bool)
-        y0, y1 = max(math.floor(b.y0), 0), min(math.ceil(b.y1), h)
-        x0, x1 = max(math.floor(b.x0), 0), min(math.ceil(b.x1), w)
-        m[y0:y1, x0:x1] = sample.mask[y0:y1, x0:x1] == b.class_id
-        masks.append(m)
-        cls.append(b.class_id)
-    arr = np.stack(masks) if masks else np.zeros((0, h, w), bool)
-    return arr, np.asarray(cls, np.int64), np.zeros(len(cls), bool)
-
-
-def _coco_instances(base: Any, index: int, h: int, w: int):
-    from deal_ros.data.adapters.coco import polygon_mask, rle_mask
-
-    masks, cls, crowd = [], [], []
-    for ann in base.images[index]["anns"]:
-        cid = base.map.id_of(base.cat_name[int(ann["category_id"])])
-        seg = ann.get("segmentation")
-        if not cid or seg is None:
-            continue
-        where = f"coco annotation {ann.get('id')} in {base.json_path}"
-        m = rle_mask(seg, h, w, where) if isinstance(seg, dict) else polygon_mask(seg, h, w)
-        masks.append(m)
-        cls.append(cid)
-        crowd.append(bool(ann.get("iscrowd", 0)))
-    arr = np.stack(masks) if masks else np.zeros((0, h, w), bool)
-    return arr, np.asarray(cls, np.int64), np.asarray(crowd, bool)

@@ -1,17 +1,15 @@
-"""Evaluation: COCO mask AP (pycocotools), and instance overlays as PNGs.
+"""Evaluation of a box run's CondInst: COCO mask AP, and instance overlays as PNGs.
 
 Predictions are made at the network input size and mapped back to each sample's own size
 (undoing ``input.fit``: a stretch for "resize", the padding then a stretch for "pad"); the
-ground truth are the sample's instance masks (``data.instance_ground_truth``). Both go to
-pycocotools in memory (one COCO "image" per sample, category ids = class ids 1..K), and
-``COCOeval`` reports mask AP (0.5:0.95), AP50, AP75, AP small/medium/large, and the box AP
-of the same detections. pycocotools is the optional extra ``deal_ros[coco]``.
+ground truth are the sample's instance masks (``deal_ros.eval.instances``). Both go to
+:func:`deal_ros.eval.coco.coco_ap` (the one COCO AP of the package, shared with the bundle
+evaluation): mask AP (0.5:0.95), AP50, AP75, AP small/medium/large, and the box AP of the
+same detections.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +18,15 @@ import torch
 import torch.nn.functional as F
 
 from deal_ros.core.placement import Placement, placement
-from deal_ros.errors import DealError
+from deal_ros.eval.coco import AP_KEYS as AP_KEYS  # its old home
+from deal_ros.eval.coco import coco_ap
+from deal_ros.eval.instances import instance_ground_truth
 from deal_ros.infer.instances import draw_instances
 from deal_ros.infer.postprocess import unplace_boxes
 from deal_ros.instance.condinst import CondInst, Instances
-from deal_ros.instance.data import box_items, instance_ground_truth
+from deal_ros.instance.data import box_items
 
-AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-
-
-def _pycocotools():
-    try:
-        from pycocotools import mask as mask_utils
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        raise DealError(
-            "eval: COCO mask AP needs pycocotools (pip install pycocotools, or deal_ros[coco])"
-        ) from None
-    return mask_utils, COCO, COCOeval
+__all__ = ["coco_ap", "evaluate_model", "predict_dataset", "to_original", "write_overlays"]
 
 
 def to_original(
@@ -72,71 +60,6 @@ def _on_image(probs: torch.Tensor, where: Placement) -> torch.Tensor:
         return probs[:, top : top + height, left : left + width]
     H, W = probs.shape[-2:]
     return F.pad(probs, (-left, left + width - W, -top, top + height - H))
-
-
-def _rle(mask_utils, m: np.ndarray) -> dict[str, Any]:
-    r = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-    r["counts"] = r["counts"].decode("ascii")
-    return r
-
-
-def coco_ap(
-    gts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    preds: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-    num_classes: int,
-) -> dict[str, Any]:
-    """COCO AP of ``preds[i]`` = (masks (n,h,w) bool, boxes (n,4) xyxy, scores, class ids)
-    against ``gts[i]`` = (masks (m,h,w) bool, class ids, crowd flags); keys "segm" and "bbox"
-    holding AP, AP50, AP75, APs, APm, APl (None where COCO has nothing to measure)."""
-    mask_utils, COCO, COCOeval = _pycocotools()
-    images, anns, dets = [], [], []
-    for i, ((gm, gc, crowd), (pm, pb, ps, pc)) in enumerate(zip(gts, preds)):
-        h, w = gm.shape[1:] if gm.ndim == 3 and len(gm) else pm.shape[1:]
-        images.append({"id": i, "height": int(h), "width": int(w)})
-        for m, c, cr in zip(gm, gc, crowd):
-            r = _rle(mask_utils, m)
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": i,
-                    "category_id": int(c),
-                    "segmentation": r,
-                    "area": float(mask_utils.area(r)),
-                    "bbox": [float(v) for v in mask_utils.toBbox(r)],
-                    "iscrowd": int(cr),
-                }
-            )
-        for m, b, s, c in zip(pm, pb, ps, pc):
-            dets.append(
-                {
-                    "image_id": i,
-                    "category_id": int(c),
-                    "score": float(s),
-                    "segmentation": _rle(mask_utils, m),
-                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
-                }
-            )
-    gt = COCO()
-    gt.dataset = {
-        "images": images,
-        "annotations": anns,
-        "categories": [{"id": k} for k in range(1, num_classes + 1)],
-    }
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-    out: dict[str, Any] = {"images": len(images), "instances": len(anns), "detections": len(dets)}
-    for kind in ("segm", "bbox"):
-        if not dets or not anns:
-            out[kind] = dict.fromkeys(AP_KEYS, 0.0 if anns else None)
-            continue
-        with contextlib.redirect_stdout(io.StringIO()):
-            dt = gt.loadRes([dict(d) for d in dets])
-            ev = COCOeval(gt, dt, kind)
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-        out[kind] = {k: (float(v) if v >= 0 else None) for k, v in zip(AP_KEYS, ev.stats[:6])}
-    return out
 
 
 @torch.no_grad()

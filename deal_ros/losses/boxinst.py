@@ -11,20 +11,34 @@ with the LAB colour similarity S_ij = exp(-||Lab_i - Lab_j||_2 / 2):
     L_pair      = -(1 / sum w) sum_ij w_ij log P(y_ij = 1),   w_ij = 1[S_ij >= 0.3] b_i
 
 computed from logits in log space (log-sum-exp of the two "same" events), then multiplied
-by a linear warm-up min(step / 10000, 1). The same pairwise machinery serves the depth
-consistency loss (depth_consistency.py).
+by a linear warm-up min(step / 10000, 1). The pairwise machinery (pairwise.py) also serves
+the depth consistency loss (depth_consistency.py).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._checks import as_instance_maps, check_ndim
+from .depth_consistency import depth_consistency_loss
 from .dice import dice_loss
 from .lab import rgb_to_lab
 from .neighbours import inside, neighbours
+from .pairwise import log_same_prob, pairwise_affinity_loss
+
+# log_same_prob and pairwise_affinity_loss (pairwise.py) were defined here first; both names
+# stay importable from this module.
+__all__ = [
+    "BoxInstLoss",
+    "boxinst_terms",
+    "color_similarity",
+    "linear_warmup",
+    "log_same_prob",
+    "pairwise_affinity_loss",
+    "pairwise_color_loss",
+    "projection_loss",
+]
 
 
 def linear_warmup(step: int | float, warmup_iters: int = 10000) -> float:
@@ -51,29 +65,6 @@ def color_similarity(lab: torch.Tensor, kernel_size: int = 3, dilation: int = 2)
     diff = lab.unsqueeze(2) - neighbours(lab, kernel_size, dilation)
     sim = torch.exp(-diff.pow(2).sum(1).sqrt() * 0.5)
     return sim * inside(*lab.shape[-2:], kernel_size, dilation, lab.device)[0].to(sim.dtype)
-
-
-def log_same_prob(
-    mask_logits: torch.Tensor, kernel_size: int = 3, dilation: int = 2
-) -> torch.Tensor:
-    """log P(y_ij = 1) = log(m_i m_j + (1-m_i)(1-m_j)), m = sigmoid(logits): (N,K*K-1,H,W)."""
-    x = as_instance_maps("mask_logits", mask_logits)
-    fg, bg = F.logsigmoid(x), F.logsigmoid(-x)
-    same_fg = fg + neighbours(fg, kernel_size, dilation)[:, 0]
-    same_bg = bg + neighbours(bg, kernel_size, dilation)[:, 0]
-    return torch.logaddexp(same_fg, same_bg)
-
-
-def pairwise_affinity_loss(
-    mask_logits: torch.Tensor,
-    pair_weights: torch.Tensor,
-    kernel_size: int = 3,
-    dilation: int = 2,
-) -> torch.Tensor:
-    """-(sum w log P(same)) / max(sum w, 1) for pair weights w (N or 1, K*K-1, H, W)."""
-    logp = log_same_prob(mask_logits, kernel_size, dilation)
-    w = pair_weights.to(logp.dtype)
-    return -(logp * w).sum() / w.sum().clamp_min(1.0)
 
 
 def pairwise_color_loss(
@@ -125,8 +116,6 @@ def boxinst_terms(
     gradient dies in the saturated sigmoid. Returns "projection", "pairwise",
     "depth_consistency" and "loss".
     """
-    from .depth_consistency import depth_consistency_loss
-
     proj = projection_loss(torch.sigmoid(mask_logits), box_masks)
     pair = pairwise_color_loss(mask_logits, lab, box_masks, color_threshold, kernel_size, dilation)
     total = projection_weight * proj + linear_warmup(step, warmup_iters) * pairwise_weight * pair

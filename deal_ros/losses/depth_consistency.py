@@ -42,8 +42,8 @@ from __future__ import annotations
 import torch
 
 from ._checks import as_instance_maps
-from .boxinst import pairwise_affinity_loss
 from .neighbours import inside, neighbours
+from .pairwise import pairwise_affinity_loss
 
 
 def depth_similarity(

@@ -1,5 +1,9 @@
 """Helpers shared by the deal_ros nodes: parameters with descriptors (ros2/demos style), QoS
-from parameters, throttled per-reason logging and a ``main()`` wrapper with a clean Ctrl-C.
+from parameters, throttled per-reason logging, once-per-burst logging, input topic names (a
+parameter, or a remap of the short name) and a ``main()`` wrapper with a clean Ctrl-C that sets
+the shipped Fast DDS profile before rclpy starts (:mod:`deal_ros.nodes.transport`).
+Lifecycle (managed) nodes: :mod:`deal_ros.nodes.lifecycle`; ``/diagnostics``:
+:mod:`deal_ros.nodes.diagnostics`.
 
 Nodes are thin: they read parameters, subscribe, call ``core``/``data`` functions and publish.
 """
@@ -10,11 +14,13 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -22,16 +28,29 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from deal_ros.errors import DealError
+from deal_ros.nodes.transport import use_shipped_profile
 
 __all__ = [
     "QOS_DURABILITY",
     "QOS_RELIABILITY",
+    "REALSENSE_TOPICS",
+    "BurstLog",
     "ThrottledLog",
     "declare",
     "declare_qos",
+    "drain",
+    "input_topic",
     "qos_profile",
     "run_node",
 ]
+
+# The RealSense ROS 2 wrapper's topics (align_depth.enable:=true): the default inputs of the
+# recorder and the segmenter, so both work bare next to a RealSense driver.
+REALSENSE_TOPICS = {
+    "rgb": "/camera/camera/color/image_raw",
+    "depth": "/camera/camera/aligned_depth_to_color/image_raw",
+    "camera_info": "/camera/camera/color/camera_info",
+}
 
 QOS_RELIABILITY = {
     "reliable": ReliabilityPolicy.RELIABLE,
@@ -138,6 +157,7 @@ class ThrottledLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.lines: deque[str] = deque(maxlen=100)  # the last lines logged (tests, stats)
 
     def __call__(self, key: str, message: str, level: str = "warning") -> bool:
         now = time.monotonic()
@@ -149,14 +169,90 @@ class ThrottledLog:
             self._last[key] = now
             more = self._suppressed.pop(key, 0)
         suffix = f" ({more} more like this in the last {self.period_s:g} s)" if more else ""
+        self.lines.append(message + suffix)
         getattr(self.logger, level)(message + suffix)
         return True
 
 
+class BurstLog:
+    """One line when a condition starts (per ``key``), one when it ends with how many times it
+    held in between: a burst of bad frames is two lines, not one per frame nor one every few
+    seconds. Thread-safe."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+        self._count: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.lines: deque[str] = deque(maxlen=100)  # the last lines logged (tests, stats)
+
+    def hit(self, key: str, message: str, level: str = "warning") -> bool:
+        """The condition holds for one more item; the first of a burst logs ``message``."""
+        with self._lock:
+            first = key not in self._count
+            self._count[key] = self._count.get(key, 0) + 1
+        if first:
+            self.lines.append(message)
+            getattr(self.logger, level)(message)
+        return first
+
+    def clear(self, key: str, message: str = "", level: str = "info") -> int:
+        """The condition no longer holds: log ``message`` (``{count}`` is replaced by the
+        burst's length) if a burst was running; returns that length (0: none)."""
+        with self._lock:
+            count = self._count.pop(key, 0)
+        if count and message:
+            line = message.replace("{count}", str(count))
+            self.lines.append(line)
+            getattr(self.logger, level)(line)
+        return count
+
+    def active(self, key: str) -> bool:
+        with self._lock:
+            return key in self._count
+
+
+def input_topic(node: Node, short: str, configured: str) -> str:
+    """The topic an input subscribes: a remap of the short name (``-r image:=/my/image``, as
+    before the topic parameters existed) wins; else ``configured`` (the ``*_topic`` parameter,
+    e.g. the RealSense name), itself remappable by its full name."""
+    remapped = node.resolve_topic_name(short)
+    if remapped != node.resolve_topic_name(short, only_expand=True):
+        return remapped
+    return configured
+
+
+def drain(subscriptions: Sequence[Any], limit: int = 10_000) -> int:
+    """Take every message already waiting in ``subscriptions`` (their DDS reader queues) and
+    run each one's own callback, one message per subscription in turn (as the executor takes
+    them, so paired streams stay interleaved); returns how many were taken.
+
+    A lifecycle node calls it in deactivate before destroying its subscriptions, from the
+    executor thread that would otherwise have run those callbacks: a frame that reached the
+    process is processed, not dropped with the subscription. ``limit`` bounds the work when
+    a publisher keeps sending meanwhile."""
+    taken = 0
+    pending = [s for s in subscriptions if s is not None]
+    while pending and taken < limit:
+        still = []
+        for sub in pending:
+            with sub.handle:
+                got = sub.handle.take_message(sub.msg_type, sub.raw)
+            if got is None:
+                continue
+            sub.callback(got[0])
+            taken += 1
+            still.append(sub)
+        pending = still
+    return taken
+
+
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C / SIGTERM, then call the node's
-    ``close()`` (if any) BEFORE the context goes down (so it can still publish), destroy it and
-    shut down. A :class:`DealError` while building the node is one logged line and exit 1."""
+    ``close()`` (if any) BEFORE the context goes down (so it can still publish; a lifecycle
+    node shuts down there), destroy it and shut down. A :class:`DealError` while building the
+    node is one logged line and exit 1. Before rclpy starts, the shipped Fast DDS profile is
+    set unless the user chose a profile or another RMW (one log line when it is set)."""
+    transport_note = use_shipped_profile()
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # rcl rejects the command line (e.g. a bad -p rule)
@@ -171,6 +267,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     node = None
     code = 0
+    if transport_note:
+        level = "info" if "using the shipped" in transport_note else "warning"
+        getattr(rclpy.logging.get_logger("deal_ros"), level)(transport_note)
     try:
         node = factory()
         executor = SingleThreadedExecutor()
@@ -180,6 +279,10 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     except DealError as exc:
         rclpy.logging.get_logger("deal_ros").error(str(exc))
         code = 1
+    except (ParameterException, NameValidationException) as exc:  # e.g. -p stats_period:=0
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        rclpy.logging.get_logger("deal_ros").error(f"cannot start: {first}")
+        code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -15,24 +15,27 @@ Needs depth aligned to colour and the colour camera's ``camera_info`` (subscribe
 ``camera_info``, remappable; or passed to :meth:`CloudOutputs.publish`). Without either, it says
 so ONCE in the log and returns; the node keeps publishing its 2-D outputs. Parameters
 (``cloud.*``, with descriptors) are in :data:`CLOUD_PARAMETERS`; the algorithms are
-:func:`deal_ros.core.cloud.backproject` and :class:`deal_ros.infer.objects.CloudCleaner`.
+:func:`deal_ros.core.cloud.backproject` and :class:`deal_ros.core.cloud_cleaner.CloudCleaner`.
 
 Wiring into a node (three lines)::
 
     self.cloud = CloudOutputs(self)                    # in __init__, after declaring params
     ...
-    self.cloud.publish(depth_msg, None, result.mask,   # per frame, after the 2-D outputs;
-                       runtime.bundle.class_names,     # depth_msg: the depth paired with
-                       rgb, palette=runtime.bundle.palette)  # this image (None if none)
+    self.cloud.publish(depth, None, result.mask,       # per frame, after the 2-D outputs;
+                       runtime.bundle.class_names,     # depth: the depth paired with this
+                       rgb, palette=runtime.bundle.palette)  # image (None if none)
 
-``publish`` returns the :class:`~deal_ros.infer.objects.CleanResult` (None when nothing was
+``depth`` is a depth ``sensor_msgs/Image`` or, to share one decode with other readers of the
+same frame (the segmenter's depth gate), a :class:`~deal_ros.core.depth_image.DepthImage`.
+
+``publish`` returns the :class:`~deal_ros.core.cloud_cleaner.CleanResult` (None when nothing was
 published) and never raises for bad input: one throttled log line, counted in ``errors``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,11 +46,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from deal_ros.core.cloud import Intrinsics, backproject
-from deal_ros.core.depth import depth_msg_to_metres
-from deal_ros.core.pointcloud2 import cloud_to_pointcloud2
-from deal_ros.errors import DealError
-from deal_ros.infer.bundle import default_palette
-from deal_ros.infer.objects import (
+from deal_ros.core.cloud_cleaner import (
     BACKENDS,
     CleanConfig,
     CleanResult,
@@ -55,6 +54,10 @@ from deal_ros.infer.objects import (
     ObjectInfo,
     as_instances,
 )
+from deal_ros.core.depth_image import DepthImage
+from deal_ros.core.pointcloud2 import cloud_to_pointcloud2
+from deal_ros.errors import DealError
+from deal_ros.infer.bundle import default_palette
 from deal_ros.msg import ObjectArray, ObjectSummary
 from deal_ros.nodes._common import ThrottledLog, declare, qos_profile
 
@@ -88,9 +91,10 @@ CLOUD_PARAMETERS: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "cloud.lazy": (True, "skip the 3-D work while nobody subscribes to its outputs", {}),
 }  # fmt: skip
 
+_DEPTH_TOPIC = "depth"  # the segmenter's depth subscription, named in error lines
 _ONCE = {
-    "no_depth": "3-D outputs need depth aligned to colour: set use_depth:=true and remap "
-    "'depth'; publishing 2-D outputs only",
+    "no_depth": "3-D outputs need depth aligned to colour: set use_depth:=true (depth_topic, "
+    "or a remap of 'depth'); publishing 2-D outputs only",
     "no_camera_info": "3-D outputs need the colour camera's camera_info on '{topic}' (none "
     "received yet); publishing 2-D outputs only",
 }
@@ -162,7 +166,9 @@ class CloudOutputs:
 
     ``enabled``: None -> the ``cloud.enabled`` parameter. Parameters are declared on
     ``node`` in any case (``ros2 param list`` shows them); publishers and the camera_info
-    subscription exist only when enabled. ``qos``: of the camera_info subscription (default
+    subscription exist only when enabled, made by the constructor, or with ``start=False`` by
+    :meth:`open` (configure) and :meth:`subscribe` (activate) of a lifecycle node, undone by
+    :meth:`unsubscribe` and :meth:`close`. ``qos``: of the camera_info subscription (default
     best effort, depth 1: matches every publisher); ``out_qos``: of the three publishers."""
 
     def __init__(
@@ -173,6 +179,7 @@ class CloudOutputs:
         qos: Any = None,
         out_qos: Any = None,
         camera_info_topic: str = "camera_info",
+        start: bool = True,
     ) -> None:
         self.node = node
         for name, (default, description, options) in CLOUD_PARAMETERS.items():
@@ -186,26 +193,67 @@ class CloudOutputs:
         self.published = 0
         self._lock = threading.Lock()
         self._camera_info: Any = None
+        self._qos = qos if qos is not None else qos_profile("best_effort", 1)
+        self._out_qos = out_qos if out_qos is not None else qos_profile("reliable", 1)
+        self._info_topic = camera_info_topic
         self.cleaner: CloudCleaner | None = None
         self.pubs: dict[str, Any] = {}
         self.info_sub = None
-        if not self.enabled:
+        if self.enabled and start:
+            self.open()
+            self.subscribe()
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self, create_publisher: Callable[..., Any] | None = None) -> None:
+        """Make the cleaner and the three publishers (a lifecycle node's configure; done by
+        the constructor unless ``start=False``). ``create_publisher``: e.g. the node's
+        ``create_lifecycle_publisher`` (default: ``create_publisher``)."""
+        if not self.enabled or self.pubs:
             return
         self.cleaner = CloudCleaner(
-            backend=self._param("cloud.backend"), log=node.get_logger().info
+            backend=self._param("cloud.backend"), log=self.node.get_logger().info
         )
-        out_qos = out_qos if out_qos is not None else qos_profile("reliable", 1)
+        make = create_publisher or self.node.create_publisher
         self.pubs = {
-            "cloud": node.create_publisher(PointCloud2, "~/object_cloud", out_qos),
-            "objects": node.create_publisher(ObjectArray, "~/objects", out_qos),
-            "markers": node.create_publisher(MarkerArray, "~/object_markers", out_qos),
+            "cloud": make(PointCloud2, "~/object_cloud", self._out_qos),
+            "objects": make(ObjectArray, "~/objects", self._out_qos),
+            "markers": make(MarkerArray, "~/object_markers", self._out_qos),
         }
-        self.info_sub = node.create_subscription(
-            CameraInfo,
-            camera_info_topic,
-            self._on_camera_info,
-            qos if qos is not None else qos_profile("best_effort", 1),
-        )
+
+    def subscribe(self) -> None:
+        """Subscribe ``camera_info`` (activate)."""
+        if self.enabled and self.info_sub is None:
+            self.info_sub = self.node.create_subscription(
+                CameraInfo, self._info_topic, self._on_camera_info, self._qos
+            )
+
+    def unsubscribe(self) -> None:
+        """Stop the ``camera_info`` subscription and forget the last one (deactivate)."""
+        if self.info_sub is not None:
+            self.node.destroy_subscription(self.info_sub)
+            self.info_sub = None
+        with self._lock:
+            self._camera_info = None
+
+    def close(self, destroy_publisher: Callable[[Any], Any] | None = None) -> None:
+        """Undo :meth:`open` and :meth:`subscribe` (cleanup)."""
+        self.unsubscribe()
+        destroy = destroy_publisher or self.node.destroy_publisher
+        for pub in self.pubs.values():
+            destroy(pub)
+        self.pubs = {}
+        self.cleaner = None
+
+    @property
+    def log_lines(self) -> list[str]:
+        """The lines this part logged: the once-only notices, then the throttled per-frame
+        ones (the last 100)."""
+        return [*self.notices, *self._log.lines]
+
+    @property
+    def camera_info_topic(self) -> str:
+        """The camera_info topic (resolved once subscribed)."""
+        return self.info_sub.topic_name if self.info_sub is not None else self._info_topic
 
     # ------------------------------------------------------------------ inputs
     def _param(self, name: str) -> Any:
@@ -254,7 +302,7 @@ class CloudOutputs:
     # ------------------------------------------------------------------ output
     def publish(
         self,
-        depth_msg: Image | None,
+        depth_msg: Image | DepthImage | None,
         camera_info_msg: CameraInfo | None,
         class_mask: np.ndarray,
         class_names: Sequence[str] | Mapping[int, str],
@@ -262,32 +310,42 @@ class CloudOutputs:
         *,
         palette: Sequence[Sequence[int]] | None = None,
         instances: tuple[np.ndarray, np.ndarray] | None = None,
+        why_no_depth: str | None = None,
     ) -> CleanResult | None:
         """Back-project ``class_mask`` (class ids, the colour image's size) through
-        ``depth_msg`` (aligned to colour) with ``camera_info_msg`` (None: the newest one
+        ``depth_msg`` (aligned to colour; a message or a :class:`DepthImage`, decoded here
+        unless already decoded) with ``camera_info_msg`` (None: the newest one
         subscribed), clean, summarise and publish. ``rgb``: (H, W, 3) uint8 point colours;
         ``palette``: class colours for the markers (default: the bundle default).
         ``instances``: (instance-id map, class id of each instance) of an instance bundle:
-        one object per instance instead of one per class."""
+        one object per instance instead of one per class. ``why_no_depth``: why
+        ``depth_msg`` is None, from a node that subscribes depth (throttled line); without
+        it, the node is taken to have no depth subscription (once: "set use_depth:=true")."""
         if not self.wanted():
             return None
         info = camera_info_msg if camera_info_msg is not None else self.camera_info
         if depth_msg is None:
-            self._once("no_depth")
+            if why_no_depth is None:
+                self._once("no_depth")
+            else:
+                self._log("no_depth", f"3-D outputs skipped for this frame: {why_no_depth}")
             return None
         if info is None:
-            self._once("no_camera_info", topic=self.info_sub.topic_name)
+            self._once("no_camera_info", topic=self.camera_info_topic)
             return None
+        depth = depth_msg
+        if not isinstance(depth, DepthImage):
+            depth = DepthImage(depth_msg, name=_DEPTH_TOPIC)
         try:
             labels = class_mask if instances is None else instances[0]
-            result = self._compute(depth_msg, info, labels, class_names, rgb)
+            result = self._compute(depth, info, labels, class_names, rgb)
             if instances is not None:
                 result = as_instances(result, instances[1], class_names)
         except (DealError, ValueError) as exc:
             self.errors += 1
             self._log("cloud", f"3-D outputs skipped for this frame: {exc}", "error")
             return None
-        header = depth_msg.header
+        header = depth.header
         self.pubs["cloud"].publish(cloud_to_pointcloud2(result.cloud, header))
         self.pubs["objects"].publish(object_array(header, result.objects))
         self.pubs["markers"].publish(marker_array(header, result.objects, palette))
@@ -296,20 +354,17 @@ class CloudOutputs:
 
     def _compute(
         self,
-        depth_msg: Image,
+        depth: DepthImage,
         info: CameraInfo,
         class_mask: np.ndarray,
         class_names: Sequence[str] | Mapping[int, str],
         rgb: np.ndarray | None,
     ) -> CleanResult:
-        depth_topic = "depth"
-        depth_m, valid = depth_msg_to_metres(
-            depth_msg,
-            name=depth_topic,
-            min_m=float(self._param("cloud.depth_min")) or None,
-            max_m=float(self._param("cloud.depth_max")) or None,
+        depth_m, valid = depth.within(
+            float(self._param("cloud.depth_min")) or None,
+            float(self._param("cloud.depth_max")) or None,
         )
-        intrinsics = Intrinsics.from_camera_info(info, name=self.info_sub.topic_name)
+        intrinsics = Intrinsics.from_camera_info(info, name=self.camera_info_topic)
         cloud = backproject(
             depth_m,
             intrinsics,
@@ -317,7 +372,7 @@ class CloudOutputs:
             valid=valid,
             rgb=rgb,
             stride=int(self._param("cloud.stride")),
-            name=depth_topic,
+            name=_DEPTH_TOPIC,
         )
         self.cleaner.config = self.config()
         return self.cleaner(cloud, class_names)

@@ -1,6 +1,38 @@
 """``deal-recorder``: record onboarding episodes (synchronized RGB-D, or sonar via the adapter).
 
-Node ``deal_recorder``. Subscribes rgb, depth (and optionally camera_info) with ``raw=True``
+Node ``deal_recorder``, a lifecycle (managed) node (:mod:`deal_ros.nodes.lifecycle`):
+
+=============  ==============================================================================
+configure      open the episode store: ``episodes_dir`` must be a folder this process can
+               write (or be creatable in one; it is made at the first episode), else the
+               transition fails with one line. Free space under ``min_free_mb`` is one warning
+               line, not a failure (our choice: space may come back; ``start_episode`` checks
+               it again and refuses below it)
+activate       subscribe the inputs; ``start_episode`` is accepted from now on (and with
+               ``autostart`` an episode starts at once)
+deactivate     unsubscribe, then CLOSE the episode in progress: every frame already received,
+               including those still waiting in the subscriptions' queues, is paired, written
+               and the episode is finalized (``stop_reason: deactivate``), as a stop would.
+               Our choice over keeping it open to resume: an episode is complete and readable
+               the moment the node is not recording, and the next activation starts a new one
+               (no gap inside an episode, which the upstream-loss count would read as loss)
+cleanup        release the store; ``shutdown`` does whatever of the above is due
+               (``stop_reason: shutdown``)
+=============  ==============================================================================
+
+``lifecycle_autostart`` (default true) configures and activates the node when it starts, so
+``ros2 run`` and the launch files behave as a plain node; false waits for a lifecycle manager
+(``ros2 lifecycle set /deal_recorder configure``, then ``activate``). It is not called
+``autostart`` because that parameter already means "start an episode at once". While not
+active, ``start_episode`` is refused with the lifecycle state, and ``~/status`` says it.
+
+Health on ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, status ``deal_recorder:
+recording``) every ``status_period_s``: lifecycle and episode state, Hz received per stream,
+written and dropped, drops by reason (``dropped.*``, ``invalid.*``), upstream loss per stream,
+bytes, the free disk space of ``episodes_dir``; WARN for upstream loss over 2 %, drops, no
+input while recording or low disk, ERROR after a full disk or a failed configure.
+
+Subscribes rgb, depth (and optionally camera_info) with ``raw=True``
 so the CDR bytes go to disk untouched; validation and pairing run in
 :class:`deal_ros.episodes.recording.RecordingSession`, writing on the episode writer's own thread
 (:mod:`deal_ros.episodes.writer`), so a slow disk never stalls the executor.
@@ -10,6 +42,15 @@ boxes stored in ``episode.yaml`` for box-supervised training) and ``~/stop_episo
 ``~/status`` (deal_ros/msg/EpisodeStatus, transient local) at ``status_period_s`` and on every
 state change. Topic names and QoS are read-only parameters; the others are read again at each
 ``start_episode``.
+
+Stamps (:mod:`deal_ros.core.stamp_gate`, the rules and thresholds there): a frame whose stamp
+is far from its stream's recent ones (``stamp_jump_ms``) is dropped alone (``stamp_jump``), one
+that is further than ``max_clock_offset_s`` from the node clock (not under ``use_sim_time``;
+1970, years ahead) is refused (``invalid.stamp``), and a real clock step (the next frames
+follow the jump) is followed without losing a frame. Upstream loss
+(:mod:`deal_ros.core.stream_loss`): frames each stream lost before it reached the recorder,
+counted from the camera's stamps; the status (``upstream_loss``, and a hint in ``message`` over
+2 %), the stop message and ``episode.yaml`` (``upstream``) report it.
 
 Detector boxes: with ``boxes_topic`` set (e.g. ``/deal_segmenter/instances`` of a segmenter
 running an instance bundle), each ``deal_ros/msg/InstanceArray`` received while recording adds
@@ -28,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
@@ -36,8 +77,10 @@ from sensor_msgs.msg import CameraInfo, Image
 from deal_ros.core.pairing import stamp_to_ns
 from deal_ros.episodes.keyframes import KeyframeSelector
 from deal_ros.episodes.meta import (
+    UPSTREAM_HINT_FRACTION,
     EpisodeError,
     EpisodeMeta,
+    upstream_line,
     validate_boxes,
     validate_labels,
 )
@@ -45,23 +88,29 @@ from deal_ros.episodes.recording import RecordingSession
 from deal_ros.episodes.store import EpisodeStore
 from deal_ros.episodes.writer import AsyncEpisodeWriter
 from deal_ros.msg import EpisodeStatus, InstanceArray
-from deal_ros.nodes._common import ThrottledLog, declare, declare_qos, qos_profile, run_node
+from deal_ros.nodes._common import (
+    REALSENSE_TOPICS,
+    ThrottledLog,
+    declare,
+    declare_qos,
+    drain,
+    qos_profile,
+    run_node,
+)
+from deal_ros.nodes.lifecycle import ManagedNode
+from deal_ros.nodes.recorder_health import RecorderHealth, check_episodes_dir
 from deal_ros.srv import StartEpisode, StopEpisode
 
-__all__ = ["RecorderNode", "main"]
+__all__ = ["LIFECYCLE_AUTOSTART", "RecorderNode", "main"]
 
-REALSENSE_TOPICS = {
-    "rgb": "/camera/camera/color/image_raw",
-    "depth": "/camera/camera/aligned_depth_to_color/image_raw",
-    "camera_info": "/camera/camera/color/camera_info",
-}
+LIFECYCLE_AUTOSTART = "lifecycle_autostart"  # `autostart` starts an episode (module doc)
 
 
-class RecorderNode(Node):
-    """The recorder (module doc). ``close()`` stops a running episode cleanly."""
+class RecorderNode(ManagedNode):
+    """The recorder (module doc). ``close()`` (shutdown) closes a running episode cleanly."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("deal_recorder", **kwargs)
+        super().__init__("deal_recorder", autostart_parameter=LIFECYCLE_AUTOSTART, **kwargs)
         self._declare_parameters()
         self._lock = threading.RLock()
         self._throttle = ThrottledLog(self.get_logger(), period_s=5.0)
@@ -69,24 +118,23 @@ class RecorderNode(Node):
         self._meta: EpisodeMeta | None = None
         self._state = EpisodeStatus.STATE_IDLE
         self._message = ""
-        self._last: dict[str, Any] = {"frames": 0, "dropped": 0, "bytes": 0}
+        self._last: dict[str, Any] = {"frames": 0, "dropped": 0, "bytes": 0, "upstream": 0.0}
         self._box_counts: dict[str, int] = {}  # detector boxes of the episode, by fate
+        self._subs: list[Any] = []
+        self._store: EpisodeStore | None = None
+        self._stop_reason = "deactivate"
+        self.received = {"rgb": 0, "depth": 0}  # frames taken from the subscriptions
+        self.drained = 0  # messages the last deactivate took from the subscriptions' queues
         self._status_pub = self.create_publisher(
             EpisodeStatus, "~/status", qos_profile("reliable", 10, "transient_local")
         )
-        self._subscribe()
+        self.health = RecorderHealth(self)
         self.create_service(StartEpisode, "~/start_episode", self._on_start)
         self.create_service(StopEpisode, "~/stop_episode", self._on_stop)
         self.create_timer(self._status_period, self._on_timer)
-        self.get_logger().info(
-            f"ready: rgb '{self._topics['rgb']}', depth '{self._topics['depth']}', "
-            f"episodes in '{Path(self._p('episodes_dir')).resolve()}'"
-        )
+        self.add_post_set_parameters_callback(self._post_set)
         self.publish_status()
-        if self._p("autostart"):
-            ok, message, _ = self.start_episode([], "")
-            if not ok:
-                self.get_logger().error(f"autostart: {message}")
+        self.autostart_now()
 
     # ------------------------------------------------------------------ parameters
     def _declare_parameters(self) -> None:
@@ -99,7 +147,12 @@ class RecorderNode(Node):
             "Labels used when start_episode gives none (e.g. [mug])",
             param_type=Parameter.Type.STRING_ARRAY,
         )
-        d("autostart", False, "Start an episode with 'labels' as soon as the node is up")
+        d(
+            "autostart",
+            False,
+            "Start an episode with 'labels' each time the node becomes active "
+            "(lifecycle autostart: lifecycle_autostart)",
+        )
         d("source", "realsense", "Recorded in episode.yaml: realsense | sonar | replay | generator")
         topics = {}
         for key, default in REALSENSE_TOPICS.items():
@@ -119,6 +172,26 @@ class RecorderNode(Node):
         )
         d("min_free_mb", 500.0, "Refuse to start an episode below this free space (MB)", (0.0, 1e9))
         d("drop_invalid_depth", True, "Drop pairs whose depth has no valid pixel")
+        d(
+            "max_clock_offset_s",
+            86400.0,
+            "Refuse frames stamped further than this from the node clock (1970, years ahead; "
+            "not under use_sim_time; 0 = no check)",
+            (0.0, 1e10),
+        )
+        d(
+            "stamp_jump_ms",
+            250.0,
+            "A stamp further than this from its stream's recent ones is a glitch, dropped "
+            "alone, unless the next frames follow it (a clock step, followed)",
+            (1.0, 1e7),
+        )
+        d(
+            "nominal_rate_hz",
+            0.0,
+            "Camera rate for the upstream-loss count (0 = from camera_info or the stamps)",
+            (0.0, 10000.0),
+        )
         d(
             "keyframes.enabled",
             False,
@@ -147,10 +220,77 @@ class RecorderNode(Node):
     def _p(self, name: str) -> Any:
         return self.get_parameter(name).value
 
+    # ------------------------------------------------------------------ lifecycle
+    def on_setup(self) -> None:
+        """configure: open the episode store (module doc)."""
+        self._store = self._open_store()
+        self._set_state(EpisodeStatus.STATE_IDLE, "")
+        self.get_logger().info(
+            f"episodes in '{self._store.root.resolve()}'; rgb '{self._topics['rgb']}', "
+            f"depth '{self._topics['depth']}'"
+        )
+
+    def _open_store(self) -> EpisodeStore:
+        """The store of ``episodes_dir``, checked (DealError: one line); low disk: a warning."""
+        store = EpisodeStore(check_episodes_dir(self._p("episodes_dir")))
+        min_free = float(self._p("min_free_mb"))
+        free_mb = store.free_bytes() / 1e6
+        if free_mb < min_free:
+            self.get_logger().warning(
+                f"only {free_mb:.1f} MB free in '{store.root}': start_episode is refused "
+                f"below min_free_mb={min_free:g} until space is freed"
+            )
+        return store
+
+    def on_start(self) -> None:
+        """activate: subscribe; start_episode accepted (``autostart``: an episode starts)."""
+        self._subscribe()
+        self.health.restart()
+        self.publish_status()
+        if self._p("autostart"):
+            ok, message, _ = self.start_episode([], "")
+            if not ok:
+                self.get_logger().error(f"autostart: {message}")
+
+    def on_stop(self) -> None:
+        """deactivate: unsubscribe after taking what the subscriptions hold, then close the
+        episode in progress with every frame received (module doc)."""
+        subs, self._subs = self._subs, []
+        taken = self.drained = drain(subs)
+        for sub in subs:
+            self.destroy_subscription(sub)
+        if self._session is not None:
+            if taken:
+                self.get_logger().info(
+                    f"{self._stop_reason}: {taken} messages taken from the subscriptions' "
+                    "queues before the episode is closed"
+                )
+            self.stop_episode(self._stop_reason)  # logs the episode's closing line
+        self.publish_status()
+
+    def on_teardown(self) -> None:
+        """cleanup: release the store."""
+        self._store = None
+        self.publish_status()
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_reason = "shutdown"
+        try:
+            return super().on_shutdown(state)
+        finally:
+            self._stop_reason = "deactivate"
+
+    def _post_set(self, params: Sequence[Parameter]) -> None:
+        """A new ``episodes_dir`` after a failed autostart (a folder that was not writable)
+        retries it."""
+        retry = self.autostart_failed and self.lifecycle_state == "unconfigured"
+        if retry and "episodes_dir" in {p.name for p in params}:
+            self.autostart_now()
+
     # ------------------------------------------------------------------ subscriptions
     def _subscribe(self) -> None:
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        for stream in ("rgb", "depth"):
+        subs = [
             self.create_subscription(
                 Image,
                 self._topics[stream],
@@ -159,15 +299,22 @@ class RecorderNode(Node):
                 raw=True,
                 event_callbacks=events,
             )
+            for stream in ("rgb", "depth")
+        ]
         if self._topics_boxes:
-            self.create_subscription(
-                InstanceArray, self._topics_boxes, self._on_boxes, QoSProfile(depth=30)
+            subs.append(
+                self.create_subscription(
+                    InstanceArray, self._topics_boxes, self._on_boxes, QoSProfile(depth=30)
+                )
             )
         if self._topics["camera_info"]:
             info_qos = QoSProfile(depth=5, reliability=self._qos.reliability)
-            self.create_subscription(
-                CameraInfo, self._topics["camera_info"], self._on_info, info_qos, raw=True
+            subs.append(
+                self.create_subscription(
+                    CameraInfo, self._topics["camera_info"], self._on_info, info_qos, raw=True
+                )
             )
+        self._subs = subs
 
     def _on_incompatible_qos(self, event: Any) -> None:
         self._throttle(
@@ -178,6 +325,7 @@ class RecorderNode(Node):
         )
 
     def _on_image(self, stream: str, raw: bytes) -> None:
+        self.received[stream] += 1
         session = self._session
         if session is not None:
             session.on_image(stream, raw)
@@ -219,6 +367,8 @@ class RecorderNode(Node):
         with self._lock:
             if self._session is not None:
                 return False, f"already recording episode '{self._meta.episode_id}'", ""
+            if self.lifecycle_state not in ("active", "activating"):  # autostart: activating
+                return False, self._not_active(), ""
             try:
                 labels = validate_labels(labels) or validate_labels(self._p_labels())
                 if not labels:
@@ -226,7 +376,7 @@ class RecorderNode(Node):
                         "no labels: pass labels in the request or set the 'labels' parameter"
                     )
                 boxes = validate_boxes(boxes, labels)
-                store = EpisodeStore(self._p("episodes_dir"))
+                store = self._current_store()
                 store.check_space(int(self._p("min_free_mb") * 1e6))
                 writer = store.create(
                     labels,
@@ -252,6 +402,7 @@ class RecorderNode(Node):
                 drop_invalid_depth=self._p("drop_invalid_depth"),
                 keyframes=self._keyframes(),
                 warn=self._throttle,
+                **self._stamp_options(),
             )
             async_writer.start()
             self._set_state(EpisodeStatus.STATE_RECORDING, "")
@@ -259,6 +410,35 @@ class RecorderNode(Node):
             f"recording episode '{writer.meta.episode_id}' labels {labels} to '{writer.directory}'"
         )
         return True, f"recording to {writer.directory}", writer.meta.episode_id
+
+    def _not_active(self) -> str:
+        """Why start_episode is refused while the node is not active."""
+        state = self.lifecycle_state
+        why = f" ({self.transition_error})" if self.transition_error else ""
+        return (
+            f"cannot start: the recorder is {state}{why}, not active: "
+            f"`ros2 lifecycle set {self.get_fully_qualified_name()} "
+            f"{'configure' if state == 'unconfigured' else 'activate'}`"
+        )
+
+    def _current_store(self) -> EpisodeStore:
+        """The store opened at configure, opened again if ``episodes_dir`` changed since."""
+        store = self._store
+        if store is None or Path(self._p("episodes_dir")) != store.root:
+            store = self._store = self._open_store()
+        return store
+
+    def _stamp_options(self) -> dict[str, Any]:
+        """The stamp gate's and the upstream-loss counter's settings (module doc)."""
+        offset = float(self._p("max_clock_offset_s"))
+        rate = float(self._p("nominal_rate_hz"))
+        return {
+            "clock": lambda: self.get_clock().now().nanoseconds,
+            "check_clock": offset > 0 and not self._p("use_sim_time"),
+            "max_clock_offset_ns": int(offset * 1e9),
+            "stamp_jump_ns": int(self._p("stamp_jump_ms") * 1e6),
+            "nominal_period_ns": int(1e9 / rate) if rate > 0 else None,
+        }
 
     def _p_labels(self) -> list[str]:
         try:
@@ -291,6 +471,11 @@ class RecorderNode(Node):
             f"episode '{meta.episode_id}' closed: {meta.frames} frames, "
             f"{meta.dropped_total} dropped {_drops(meta.dropped)}"
         )
+        if meta.clock_steps:
+            text += f"; followed {meta.clock_steps} camera clock step(s)"
+        upstream = upstream_line(meta.upstream)
+        if upstream:
+            text += f"; {upstream}"
         if self._topics_boxes:
             counts = self._box_counts
             text += (
@@ -306,6 +491,7 @@ class RecorderNode(Node):
             "frames": meta.frames,
             "dropped": session.dropped_total(),
             "bytes": meta.bytes,
+            "upstream": session.worst_upstream_loss(),
         }
 
     def _on_writer_closed(self, meta: EpisodeMeta, error: BaseException | None) -> None:
@@ -335,6 +521,8 @@ class RecorderNode(Node):
         msg = EpisodeStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.state, msg.message = self._state, self._message
+        if not msg.message and not self.is_active and self.lifecycle_state != "activating":
+            msg.message = self._not_active().removeprefix("cannot start: ")
         with self._lock:
             session, meta = self._session, self._meta
             if session is not None:
@@ -342,7 +530,10 @@ class RecorderNode(Node):
                     "frames": session.writer.frames,
                     "dropped": session.dropped_total(),
                     "bytes": session.writer.bytes_written,
+                    "upstream": session.worst_upstream_loss(),
                 }
+                if not msg.message:
+                    msg.message = _upstream_hint(session)
             else:
                 counts = self._last
         if meta is not None and (session is not None or self._state != EpisodeStatus.STATE_IDLE):
@@ -351,6 +542,7 @@ class RecorderNode(Node):
         msg.frames = min(int(counts["frames"]), 2**32 - 1)
         msg.dropped = min(int(counts["dropped"]), 2**32 - 1)
         msg.bytes = int(counts["bytes"])
+        msg.upstream_loss = float(counts["upstream"])
         return msg
 
     def publish_status(self) -> None:
@@ -364,6 +556,7 @@ class RecorderNode(Node):
         if session is not None:
             session.sync_counts()
         self.publish_status()
+        self.health.publish()
 
     # ------------------------------------------------------------------ services
     def _on_start(self, request: Any, response: Any) -> Any:
@@ -380,13 +573,11 @@ class RecorderNode(Node):
         if meta is not None:
             response.episode_id, response.frames = meta.episode_id, meta.frames
             response.path = str(Path(self._p("episodes_dir")) / meta.episode_id)
+            response.dropped = min(int(meta.dropped_total), 2**32 - 1)
+            response.upstream_loss = max(
+                (float(s.get("loss", 0.0)) for s in meta.upstream.values()), default=0.0
+            )
         return response
-
-    def close(self) -> None:
-        """Shutdown: close a running episode so nothing needs repair."""
-        if self._session is not None:
-            _ok, message, _meta = self.stop_episode("shutdown")
-            self.get_logger().info(f"shutdown: {message}")
 
 
 def _box_dict(roi: Any, label: str, frames: str | list[int] = "all") -> dict[str, Any]:
@@ -394,6 +585,17 @@ def _box_dict(roi: Any, label: str, frames: str | list[int] = "all") -> dict[str
     x0, y0 = int(roi.x_offset), int(roi.y_offset)
     return {"label": label, "x0": x0, "y0": y0, "x1": x0 + int(roi.width),
             "y1": y0 + int(roi.height), "frames": frames}  # fmt: skip
+
+
+def _upstream_hint(session: RecordingSession, min_frames: int = 30) -> str:
+    """The upstream-loss line for the status once a stream lost over 2 % of at least
+    ``min_frames`` expected frames (fewer make a noisy fraction), else ""."""
+    upstream = session.upstream_loss()
+    worst = max(
+        (s["loss"] for s in upstream.values() if s["received"] + s["missing"] >= min_frames),
+        default=0.0,
+    )
+    return upstream_line(upstream) if worst > UPSTREAM_HINT_FRACTION else ""
 
 
 def _drops(dropped: dict[str, int]) -> str:

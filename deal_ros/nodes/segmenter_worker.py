@@ -60,9 +60,20 @@ class LatestSlot(Generic[T]):
             return item
 
     def close(self) -> None:
+        """Wake the worker and make ``take`` return None; the untaken item is dropped (and
+        counted: it was received and will not be processed)."""
         with self._cond:
             self._closed = True
+            if self._item is not None:
+                self._item = None
+                self.dropped += 1
             self._cond.notify_all()
+
+    def reopen(self) -> None:
+        """Take items again after :meth:`close` (a lifecycle node activated again); the
+        counters go on."""
+        with self._cond:
+            self._closed = False
 
     @property
     def closed(self) -> bool:

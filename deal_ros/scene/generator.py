@@ -36,7 +36,7 @@ from deal_ros.scene.texture import (
     random_painted_shape,
     random_texture,
 )
-from deal_ros.scene.view import overview
+from deal_ros.scene.view import Box, overview
 
 Array = np.ndarray
 DIFFICULTY: dict[str, float] = {"easy": 0.2, "medium": 0.5, "hard": 0.85}
@@ -57,7 +57,6 @@ MODES: dict[str, dict] = {
     },
 }
 MAX_ATTEMPTS = 8
-Box = tuple[int, int, int, int, int]
 
 
 @dataclass

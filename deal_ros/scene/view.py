@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from deal_ros.core.palette import default_palette
 
-if TYPE_CHECKING:
-    from deal_ros.scene.generator import Scene
-
 Array = np.ndarray
+Box = tuple[int, int, int, int, int]  # (class id, x0, y0, x1, y1), x1/y1 exclusive
+
+
+class SceneLike(Protocol):
+    """What :func:`overview` reads of a scene (:class:`deal_ros.scene.generator.Scene` has it;
+    a Protocol so that this module needs nothing of the generator)."""
+
+    @property
+    def rgb(self) -> Array: ...  # (H, W, 3) uint8
+
+    @property
+    def depth(self) -> Array: ...  # (H, W) float32 metres, 0 = invalid
+
+    @property
+    def mask(self) -> Array: ...  # (H, W) uint8 class ids, 255 ignore
+
+    @property
+    def boxes(self) -> Sequence[Box]: ...
+
 
 # Anchor colours of a turbo-like map (blue -> cyan -> green -> yellow -> red), interpolated.
 _ANCHORS = np.array(
@@ -51,7 +67,7 @@ def colorize_mask(mask: Array) -> Array:
     return out
 
 
-def draw_boxes(rgb: Array, boxes: Sequence[tuple[int, int, int, int, int]]) -> Array:
+def draw_boxes(rgb: Array, boxes: Sequence[Box]) -> Array:
     """A copy of ``rgb`` with one-pixel box outlines in the class colours."""
     out = rgb.copy()
     for cls, x0, y0, x1, y1 in boxes:
@@ -63,7 +79,7 @@ def draw_boxes(rgb: Array, boxes: Sequence[tuple[int, int, int, int, int]]) -> A
     return out
 
 
-def overview(scenes: Sequence[Scene], max_depth: float | None = None, gap: int = 4) -> Array:
+def overview(scenes: Sequence[SceneLike], max_depth: float | None = None, gap: int = 4) -> Array:
     """Rows of rgb (with boxes) | depth | mask, separated by ``gap`` white pixels."""
     if not scenes:
         raise ValueError("render_overview: no scenes")

@@ -8,8 +8,8 @@
   (``deal_ros.data.transforms``: nearest for depth and labels, so holes never blend).
   The randomness of item ``i`` in epoch ``e`` comes from ``SeedSequence([seed, e, i])`` only,
   so any worker count, any resume point and any rank gives the same augmented item.
-* ``EpochBatches`` is the batch sampler: a seeded permutation per epoch, sharded across DDP
-  ranks, able to start mid-epoch (resume); it yields ``(index, epoch)`` keys.
+* ``EpochBatches`` (``deal_ros.engine.sampler``, the engine's batch sampler) yields the
+  ``(index, epoch)`` keys ``TrainItems`` takes.
 
 The ground-truth ``mask`` of a sample is never handed to training: ``target`` is a pseudo label
 (seg stage) or all-ignore (cam stage).
@@ -17,7 +17,7 @@ The ground-truth ``mask`` of a sample is never handed to training: ``target`` is
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from deal_ros.data.sample import Sample, SampleDataset
 from deal_ros.data.transforms import RGBD, ColorJitter, Compose, HorizontalFlip, RandomScale, crop
 from deal_ros.data.transforms import resize as resize_rgbd
+from deal_ros.engine.sampler import EpochBatches as EpochBatches  # its old home
 from deal_ros.errors import DealError
 from deal_ros.train.config import AugmentConfig, TrainConfig
 
@@ -177,52 +178,6 @@ class TrainItems(torch.utils.data.Dataset):
         if self.cache is not None:
             for i in range(len(self)):
                 self.base(i)
-
-
-class EpochBatches(torch.utils.data.Sampler):
-    """Batches of ``(index, epoch)`` keys: a seeded permutation per epoch, the rank's shard of
-    it, ``drop_last`` batching; ``start(epoch, skip)`` begins an epoch after ``skip`` batches."""
-
-    def __init__(
-        self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
-        shuffle: bool = True,
-    ) -> None:  # fmt: skip
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.rank, self.world, self.shuffle = rank, world, shuffle
-        per_rank = -(-n // world)  # ceil: the permutation is padded by wrapping
-        if per_rank < batch_size:
-            raise DealError(
-                f"train.batch_size={batch_size} is larger than the {per_rank} samples each of the "
-                f"{world} process(es) gets from {n} samples: lower train.batch_size"
-            )
-        self.per_rank = per_rank
-        self.epoch, self.skip = 0, 0
-
-    def __len__(self) -> int:
-        return self.per_rank // self.batch_size - self.skip
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return self.per_rank // self.batch_size
-
-    def start(self, epoch: int, skip: int = 0) -> None:
-        self.epoch, self.skip = int(epoch), int(skip)
-
-    def order(self, epoch: int) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(self.n, generator=g).tolist()
-        else:
-            perm = list(range(self.n))
-        total = self.per_rank * self.world
-        perm = (perm * (total // self.n + 1))[:total]
-        return perm[self.rank :: self.world]
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        mine = self.order(self.epoch)
-        for b in range(self.skip, self.batches_per_epoch):
-            chunk = mine[b * self.batch_size : (b + 1) * self.batch_size]
-            yield [(i, self.epoch) for i in chunk]
 
 
 def image_tensor(rgb: np.ndarray) -> torch.Tensor:

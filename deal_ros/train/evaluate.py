@@ -23,14 +23,14 @@ from tqdm import tqdm
 
 from deal_ros.data.sample import SampleDataset
 from deal_ros.errors import DealError
-from deal_ros.train.config import TrainConfig
-from deal_ros.train.data import IGNORE
-from deal_ros.train.metrics import (
+from deal_ros.eval.metrics import (
     DEFAULT_THRESHOLDS,
     SegMetrics,
     cam_threshold_sweep,
     ground_truth_mask,
 )
+from deal_ros.train.config import TrainConfig
+from deal_ros.train.data import IGNORE
 from deal_ros.train.stages.pseudo import PseudoLabels, batches, label_from_cams, sample_cams
 
 
@@ -125,7 +125,7 @@ def evaluate_seg(
     flip: bool = False,
 ) -> dict[str, Any]:
     """Segmenter metrics (SegMetrics summary) at each image's own resolution."""
-    from deal_ros.train.stages.seg import seg_probs
+    from deal_ros.train.predict import seg_probs
 
     device = torch.device(device)
     net = net.to(device).eval()

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deal_ros.engine.ddp import DistEnv
+from deal_ros.engine.loop import FitResult
 from deal_ros.train.config import TrainConfig
-from deal_ros.train.ddp import DistEnv
-from deal_ros.train.loop import FitResult
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> tuple[Path, FitResult]:

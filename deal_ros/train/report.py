@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from deal_ros.engine.log import read_metrics
 from deal_ros.train.config import TrainConfig
-from deal_ros.train.log import read_metrics
 from deal_ros.train.plots import grid, heat, line_chart, overlay_labels
 
 N_EXAMPLES = 6
@@ -75,7 +75,7 @@ def cam_examples(net, samples, cfg: TrainConfig, classes, device, n: int = N_EXA
 @torch.no_grad()
 def seg_examples(net, items, cfg: TrainConfig, device, n: int = N_EXAMPLES, classes=()):
     """Rows: image | training target (pseudo label) | segmenter prediction."""
-    from deal_ros.train.stages.seg import seg_probs
+    from deal_ros.train.predict import seg_probs
 
     rows = []
     for i in range(min(n, len(items))):

@@ -9,7 +9,6 @@ from deal_ros.train.config import (
     apply_overrides,
     from_dict,
     load_config,
-    parse_override,
 )
 
 
@@ -19,7 +18,7 @@ def resume_config(
     """The config of a resumed run: the run's saved config (``config.yaml``, or
     ``config_seg.yaml`` for the seg stage) + this call's ``overrides``; without ``resume`` it is
     ``load_config(source, overrides)``."""
-    from deal_ros.train.runfolder import find_resume_dir, read_yaml
+    from deal_ros.engine.runfolder import find_resume_dir, resumed_overrides, saved_config
 
     cfg = load_config(source, overrides)
     if not cfg.resume:
@@ -32,10 +31,5 @@ def resume_config(
     )
     if not (run_dir / name).is_file():
         return cfg
-    saved = {k: v for k, v in read_yaml(run_dir / name, "run config").items() if k != "meta"}
-    if isinstance(saved.get("train"), dict):
-        saved["train"].pop("stop_after", None)  # a one-shot interruption, not a setting
-    keys = {parse_override(o)[0] for o in overrides}
-    extra = [f"run={run_dir}"] if "run" not in keys else []
-    data = apply_overrides(saved, [*overrides, *extra])
+    data = apply_overrides(saved_config(run_dir, name), resumed_overrides(overrides, run_dir))
     return from_dict(data, where=str(run_dir / name)).validate()

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
+from deal_ros.engine.runfolder import read_classes, read_yaml
 from deal_ros.errors import DealError
 from deal_ros.nets.cam_net import CAMNet
 from deal_ros.nets.seg_net import SegNet
 from deal_ros.nets.weights import load_weights
 from deal_ros.train.config import ConfigError, TrainConfig, config_from_file_dict
-from deal_ros.train.runfolder import read_classes, read_yaml
 
 __all__ = ["Run", "load_run"]
 

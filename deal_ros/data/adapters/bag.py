@@ -4,7 +4,9 @@ Options: ``rgb_topic=`` (``sensor_msgs/Image``: rgb8, bgr8, mono8 ...), ``depth_
 (16UC1 mm or 32FC1 m; ``none`` for RGB-only), ``camera_info_topic=`` (``none`` to ignore),
 ``labels=``, ``slop_ms=`` (pairing tolerance, 15 by default, as the recorder), ``pair_by=``
 (``header`` stamps, default; ``log_time`` for bags written like episodes), ``every=`` (keep
-one frame in N), ``min_depth=``/``max_depth=`` (metres; 0.1 and 10 by default).
+one frame in N), ``min_depth=``/``max_depth=`` (metres; 0.1 and 10 by default), ``on_crc=``
+(``skip``, the default: an MCAP chunk whose CRC fails is left out with one warning line and
+its frames are not in the dataset; ``stop``: fail in one line).
 
 Topics left out are found in the bag: rgb ``/deal/rgb`` or
 ``/camera/camera/color/image_raw``; depth ``/deal/depth`` or
@@ -221,6 +223,7 @@ class BagDataset(IndexedDataset):
         every: int | str = 1,
         min_depth: float | None = 0.1,
         max_depth: float | None = 10.0,
+        on_crc: str = "skip",
     ) -> None:
         self.path = Path(path).expanduser()
         self.source = f"bag:{self.path}"
@@ -254,6 +257,7 @@ class BagDataset(IndexedDataset):
             depth_min_m=min_depth,
             depth_max_m=max_depth,
             every=every,
+            on_crc=on_crc,
         )
         start = _bag_start(self.path)
         refs: list[FrameRef] = []
@@ -262,6 +266,7 @@ class BagDataset(IndexedDataset):
             all_refs = index_frames(reader)
         except BagError as exc:
             raise DatasetError(str(exc)) from None
+        self.skipped = dict(reader.skipped)  # e.g. {"crc": messages in chunks left out}
         for ref in all_refs:
             names = self.plan.labels_at((ref.log_time_ns - start) / 1e9, ref.stamp_ns)
             if names is None:
@@ -304,8 +309,8 @@ class BagDataset(IndexedDataset):
 def _bag_start(path: Path) -> int:
     from deal_ros.episodes.bag_io import open_bag
 
-    reader = open_bag(path)
+    source = open_bag(path)
     try:
-        return int(reader.start_time)
+        return int(source.start_time)
     finally:
-        reader.close()
+        source.close()

@@ -7,9 +7,11 @@
 1. :func:`index_frames` runs that reader ONCE and keeps, per frame, the log time and header
    stamp of each of its messages (:class:`FrameRef`) and the camera matrix;
 2. :class:`BagAccess` fetches one frame by reading only the messages at those log times with
-   one rosbags reader kept open per process (opened on first use; not pickled, and reopened
-   in a forked child, so DataLoader workers never share a file offset), and decodes them
-   with the same core functions as the reader.
+   one :class:`~deal_ros.episodes.bag_io.BagSource` kept open per process (opened on first
+   use; not pickled, and reopened in a forked child, so DataLoader workers never share a file
+   offset), and decodes them with the same core functions as the reader. An MCAP chunk read
+   here is checked against its CRC again: one that fails (the file changed since it was
+   indexed) is one error line, never a frame.
 
 ``bench/bench_datasets.py`` (640x480 episode, a busy 2-core machine): a random frame this way
 took 4-11 ms, 7-20x less than ``Episode.frames(start_ns, stop_ns)`` over a one-frame window,
@@ -32,7 +34,7 @@ from deal_ros.core.errors import DepthFormatError, ImageFormatError
 from deal_ros.core.image_codec import to_rgb8
 from deal_ros.core.pairing import stamp_to_ns
 from deal_ros.data.adapters.base import DatasetError
-from deal_ros.episodes.bag_io import BagFrameReader, Frame, FrameTopics, open_bag
+from deal_ros.episodes.bag_io import BagError, BagFrameReader, Frame, FrameTopics, open_bag
 
 __all__ = ["BagAccess", "FrameRef", "index_frames"]
 
@@ -64,19 +66,19 @@ def _k_of(info: Any) -> tuple[float, ...] | None:
 def _depth_log_times(path: Path, topic: str) -> dict[int, int]:
     """header stamp -> log time of every message on the depth topic (the first one wins, as
     the pairer drops a repeated stamp)."""
-    reader = open_bag(path)
+    source = open_bag(path)
     try:
-        conns = [c for c in reader.connections if c.topic == topic]
+        msgtype = source.msgtype(topic)
         out: dict[int, int] = {}
-        for conn, log_time, raw in reader.messages(conns):
+        for _topic, log_time, raw in source.messages([topic]):
             try:
-                stamp = stamp_to_ns(reader.deserialize(raw, conn.msgtype).header.stamp)
+                stamp = stamp_to_ns(source.deserialize(raw, msgtype).header.stamp)
             except Exception:
                 continue
             out.setdefault(stamp, log_time)
         return out
     finally:
-        reader.close()
+        source.close()
 
 
 def index_frames(reader: BagFrameReader, frames: Iterable[Frame] | None = None) -> list[FrameRef]:
@@ -127,17 +129,16 @@ class BagAccess:
         self.depth_range = (depth_min_m, depth_max_m)
         self._reader: Any = None
         self._pid = 0
-        self._conns: dict[str, list[Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_reader"], state["_conns"] = None, {}
+        state["_reader"] = None
         return state
 
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
-            self._reader, self._conns = None, {}
+            self._reader = None
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter shutdown
@@ -145,25 +146,22 @@ class BagAccess:
 
     def _open(self) -> Any:
         if self._reader is not None and self._pid != os.getpid():
-            self._reader, self._conns = None, {}  # inherited through fork: the parent's file
+            self._reader = None  # inherited through fork: the parent's file
         if self._reader is None:
-            reader = open_bag(self.path)
-            topics = {"rgb": self.topics.rgb, "depth": self.topics.depth}
-            self._conns = {
-                key: [c for c in reader.connections if c.topic == topic]
-                for key, topic in topics.items()
-                if topic
-            }
-            self._reader, self._pid = reader, os.getpid()
+            self._reader, self._pid = open_bag(self.path), os.getpid()
         return self._reader
 
     def _message(self, key: str, log_time: int, stamp: int) -> Any:
-        reader = self._open()
-        for conn, _, raw in reader.messages(self._conns[key], log_time, log_time + 1):
-            msg = reader.deserialize(raw, conn.msgtype)
+        source = self._open()
+        topic = getattr(self.topics, key)
+        try:
+            raws = source.message_at(topic, log_time)
+        except BagError as exc:
+            raise DatasetError(str(exc)) from None
+        for raw in raws:
+            msg = source.deserialize(raw, source.msgtype(topic))
             if stamp_to_ns(msg.header.stamp) == stamp:
                 return msg
-        topic = getattr(self.topics, key)
         raise DatasetError(
             f"bag '{self.path}': no {key} message on '{topic}' with stamp {stamp} at log time "
             f"{log_time} (the bag changed since it was indexed?)"

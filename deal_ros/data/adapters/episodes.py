@@ -11,7 +11,8 @@ out with one warning naming them (``interrupted``: run ``deal episodes repair``)
 naming one such episode directly fails. An unreadable ``episode.yaml`` fails, naming it.
 Classes: ``classes=`` or every label of the episodes, sorted. ``every=N`` keeps one frame in
 N; ``min_depth``/``max_depth`` (metres) bound valid depth (0.1 m and 10 m; no upper bound for
-sonar episodes unless given).
+sonar episodes unless given). ``on_crc=``: ``skip`` (default) leaves out a chunk whose CRC
+fails, with one warning line, ``stop`` fails in one line naming it.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class EpisodesDataset(IndexedDataset):
         every: int | str = 1,
         min_depth: float | None = 0.1,
         max_depth: float | str | None = "auto",
+        on_crc: str = "skip",
     ) -> None:
         root = require_dir(path, "episodes")
         self.source = f"episodes:{root}"
@@ -134,6 +136,8 @@ class EpisodesDataset(IndexedDataset):
         self.access: list[BagAccess] = []
         self.label_vectors: list[np.ndarray] = []
         self.box_plans = []
+        self.on_crc = on_crc
+        self.skipped: dict[str, int] = {}
         for k, ep in enumerate(kept):
             self._index(k, ep, every, min_depth, max_depth)
         if not self.refs:
@@ -146,10 +150,12 @@ class EpisodesDataset(IndexedDataset):
         if hi == "auto":
             hi = None if ep.meta.source == "sonar" else 10.0
         try:
-            reader = ep.frames(depth_min_m=lo, depth_max_m=hi, every=every)
+            reader = ep.frames(depth_min_m=lo, depth_max_m=hi, every=every, on_crc=self.on_crc)
             refs = index_frames(reader)
         except (EpisodeError, BagError) as exc:
             raise DatasetError(f"episode '{ep.path}': {exc}") from None
+        for reason, n in reader.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
         self.access.append(BagAccess(ep.bag_dir, reader.topics, depth_min_m=lo, depth_max_m=hi))
         self.refs.extend((k, r) for r in refs)
 

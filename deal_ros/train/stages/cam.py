@@ -18,15 +18,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from deal_ros.engine.ddp import DistEnv
+from deal_ros.engine.device import resolve_device, seed_everything
+from deal_ros.engine.loop import FitResult, Trainer
+from deal_ros.engine.runfolder import prepare_run
+from deal_ros.engine.stage import Stage
 from deal_ros.losses.deal import DEALLoss
 from deal_ros.losses.fsl import FSLLoss
 from deal_ros.losses.isl import gap_multilabel_loss, isl_loss
 from deal_ros.nets.cam_net import CAMNet, normalise_cams
 from deal_ros.train.config import ModelConfig, TrainConfig
 from deal_ros.train.data import TrainItems, open_dataset
-from deal_ros.train.ddp import DistEnv
-from deal_ros.train.loop import FitResult, Stage, Trainer, resolve_device, seed_everything
-from deal_ros.train.stages.common import prepare_run
 
 
 def build_cam_net(model: ModelConfig, num_classes: int, pretrained: bool = True) -> CAMNet:

@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from deal_ros import __version__
 from deal_ros.data.sample import Sample, SampleDataset
+from deal_ros.engine.runfolder import read_yaml, write_yaml
 from deal_ros.errors import DealError
 from deal_ros.train.config import LabelingConfig, TrainConfig, to_dict
 from deal_ros.train.data import IGNORE, image_tensor, read_label_png, resize_image, write_label_png
-from deal_ros.train.runfolder import read_yaml, write_yaml
 
 PSEUDO_FORMAT = 1
 PATTERN = "{index:06d}.png"

@@ -22,28 +22,28 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from deal_ros.data.sample import SampleDataset
+from deal_ros.engine.checkpoints import checkpoint_path, load_checkpoint
+from deal_ros.engine.ddp import DistEnv
+from deal_ros.engine.device import resolve_device, seed_everything
+from deal_ros.engine.loop import FitResult, Trainer
+from deal_ros.engine.runfolder import prepare_run
+from deal_ros.engine.stage import Stage
 from deal_ros.errors import DealError
 from deal_ros.losses.registry import build_seg_loss
 from deal_ros.nets.seg_net import SegNet
-from deal_ros.train.checkpoints import checkpoint_path, load_checkpoint
 from deal_ros.train.config import ModelConfig, TrainConfig
 from deal_ros.train.data import (
     IGNORE,
     TrainItems,
     dataset_options,
-    image_tensor,
     open_dataset,
-    resize_image,
     write_label_png,
 )
-from deal_ros.train.ddp import DistEnv
-from deal_ros.train.loop import FitResult, Stage, Trainer, resolve_device, seed_everything
-from deal_ros.train.stages.common import prepare_run
+from deal_ros.train.predict import seg_probs as seg_probs  # also its old home
 from deal_ros.train.stages.pseudo import PseudoLabels, refine, write_pseudo_yaml
 
 
@@ -140,19 +140,6 @@ def train_seg(
             finish_seg(cfg, run_dir, stage.model, classes, items, device, progress, rnd)
         env.barrier()
     return run_dir, result
-
-
-@torch.no_grad()
-def seg_probs(net: nn.Module, rgb: np.ndarray, size: tuple[int, int], device, flip: bool = True):
-    """Softmax probabilities (K+1, h, w) of one image at its own size."""
-    x = resize_image(image_tensor(rgb), size).to(device)
-    if flip:
-        x = torch.cat([x, x.flip(-1)])
-    logits = net(x).float()
-    if flip:
-        logits = (logits[:1] + logits[1:].flip(-1)) / 2
-    logits = F.interpolate(logits, size=rgb.shape[:2], mode="bilinear", align_corners=False)
-    return logits.softmax(1)[0].cpu().numpy()
 
 
 def relabel(
