@@ -62,10 +62,12 @@ def run_arm(
     run = load_run(run_dir)
     cfg = run.config
     if evaluate is None:
-        data = open_dataset(cfg.data, cfg)
+        spec, data = str(cfg.data), open_dataset(cfg.data, cfg)
     else:
+        spec = evaluate[0] + "".join(f" {k}={v}" for k, v in evaluate[1].items())
         data = open_dataset(evaluate[0], cfg, classes=run.classes, options=evaluate[1])
-    return evaluate_cams(run.cam_net(), data, cfg, crf=crf, limit=limit)
+    scores = evaluate_cams(run.cam_net(), data, cfg, crf=crf, limit=limit)
+    return {**scores, "scored_on": spec, "run": str(run_dir)}
 
 
 def held_out(preset: str, overrides: Sequence[str], split: str) -> tuple[str, dict]:
@@ -139,8 +141,10 @@ def _pct(x: float, width: int = 6) -> str:
 def format_summary(result: dict[str, Any]) -> str:
     rows = result["rows"]
     seeds = ",".join(str(r["seed"]) for r in rows)
+    scored = rows[0]["deal"].get("scored_on", "the training data") if rows else "-"
     lines = [
-        f"DEAL vs baseline, {len(rows)} seed(s) [{seeds}] (baseline: deal.weight=0), mIoU in %:",
+        f"DEAL vs baseline, {len(rows)} seed(s) [{seeds}] (baseline: deal.weight=0), mIoU in %,",
+        f"  scored on {scored}:",
         f"  {'metric':<22} {'DEAL':>7} {'base':>7} {'delta':>7} {'std':>6} {'DEALsd':>6} "
         f"{'basesd':>6}  paired delta per seed",
     ]
