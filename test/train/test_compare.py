@@ -10,8 +10,15 @@ import pytest
 from deal_ros.cli import main as deal
 from deal_ros.train.compare import MULTI, format_summary, summarise
 
-TINY = ["data=scene:n=12,seed=0,size=48x64", "input.height=48", "input.width=64",
-        "model.pretrained=none", "train.batch_size=4", "train.max_steps=2", "report=false"]  # fmt: skip
+TINY = [
+    "data=scene:n=12,seed=0,size=48x64",
+    "input.height=48",
+    "input.width=64",
+    "model.pretrained=none",
+    "train.batch_size=4",
+    "train.max_steps=2",
+    "report=false",
+]
 
 
 def _arm(cam_best: float, cam_thr: float, pseudo: float) -> dict[str, float]:
