@@ -28,13 +28,16 @@ import torch
 from torch import nn
 
 from ._checks import check_ndim, check_same
+from .depth_edges_pooled import pooled_depth_geometry
 from .depth_resample import (
     DEPTH_TRANSFORMS,
     depth_validity,
     resample_depth,
     transform_depth,
 )
-from .edges import EDGE_NORMS, normalize_edges, sobel_magnitude
+from .edges import EDGE_NORMS, normalize_edges, sobel_magnitude, sobel_xy
+
+DEPTH_EDGE_MODES = ("resample", "pool")
 
 __all__ = ["DEALLoss", "edge_activation", "edge_alignment_loss"]
 
@@ -127,7 +130,13 @@ class DEALLoss(nn.Module):
        an option for RealSense setups, not the default. ``*_min_scale`` floors the normaliser
        so a flat map is not blown up into edges.
     4. Pixels whose 3x3 Sobel support touches an invalid pixel are excluded from the mean.
-    5. ``edge_alignment_loss`` (paper formula). No valid pixel -> 0, finite, zero gradient.
+    ``depth_edges="pool"`` replaces steps 2-4: Sobel at image resolution on depth whose holes
+       are filled from the far side (``fill`` px), max-pooled to the CAM grid
+       (``deal_ros.losses.depth_edges_pooled``, which says why).
+    5. ``variant`` "paper" (the default): ``edge_alignment_loss``, the paper formula. No valid
+       pixel -> 0, finite, zero gradient. "balanced", "precision", "near": agreement terms a
+       flat CAM cannot satisfy (``deal_ros.losses.deal_variants``, which says why; ``radius``
+       is the band of "near" in CAM cells).
     """
 
     def __init__(
@@ -145,8 +154,26 @@ class DEALLoss(nn.Module):
         eps: float = 1e-6,
         antialias: bool = False,
         min_support_valid: float = 0.5,
+        variant: str = "paper",
+        radius: int = 1,
+        direction_weight: float = 1.0,
+        depth_edges: str = "resample",
+        fill: int = 8,
+        min_cell_valid: float = 0.5,
     ) -> None:
         super().__init__()
+        from .deal_variants import DEAL_VARIANTS
+
+        if variant not in DEAL_VARIANTS:
+            raise ValueError(f"DEALLoss variant: expected one of {DEAL_VARIANTS}, got {variant!r}")
+        self.variant, self.radius = variant, int(radius)
+        self.direction_weight = float(direction_weight)
+        if depth_edges not in DEPTH_EDGE_MODES:
+            raise ValueError(
+                f"DEALLoss depth_edges: expected one of {DEPTH_EDGE_MODES}, got {depth_edges!r}"
+            )
+        self.depth_edge_mode, self.fill = depth_edges, int(fill)
+        self.min_cell_valid = float(min_cell_valid)
         for name, value, choices in (
             ("edge_norm", edge_norm, EDGE_NORMS),
             ("cam_edge_norm", cam_edge_norm or edge_norm, EDGE_NORMS),
@@ -164,13 +191,22 @@ class DEALLoss(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"mu={self.mu}, edge_norm={self.edge_norm!r}, cam_edge_norm={self.cam_edge_norm!r}, "
-            f"depth_transform={self.depth_transform!r}, percentile={self.percentile}"
+            f"depth_transform={self.depth_transform!r}, percentile={self.percentile}, "
+            f"variant={self.variant!r}"
         )
 
     def depth_edges(
         self, depth: torch.Tensor, size: tuple[int, int], valid: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Depth (B,1,H,W) -> (d (B,1,h,w) in (0,1), valid (B,1,h,w) bool incl. Sobel support)."""
+        d, ok, _ = self.depth_geometry(depth, size, valid)
+        return d, ok
+
+    def depth_geometry(
+        self, depth: torch.Tensor, size: tuple[int, int], valid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``depth_edges`` plus the depth gradient (g_x, g_y) of the transformed depth on the
+        CAM grid, (B,2,h,w) (the direction in which it grows; 0 where invalid)."""
         check_ndim("depth", depth, 4, "(B,1,H,W)")
         if depth.shape[1] != 1:
             raise ValueError(f"depth: expected 1 channel (B,1,H,W), got {tuple(depth.shape)}")
@@ -183,15 +219,22 @@ class DEALLoss(nn.Module):
             depth = depth if depth.dtype == torch.float64 else depth.float()
             ok = depth_validity(depth, valid)
             z = transform_depth(depth, ok, self.depth_transform)
-            z_c, ok_c = resample_depth(
-                z, ok, size, antialias=self.antialias, min_support_valid=self.min_support_valid
-            )
-            # a pixel is usable only if its whole 3x3 Sobel support is valid
-            support_ok = -torch.nn.functional.max_pool2d(
-                -ok_c.to(z_c.dtype), 3, stride=1, padding=1
-            )
-            ok_c = support_ok > 0.5
-            m = sobel_magnitude(z_c)
+            if self.depth_edge_mode == "pool":
+                m, ok_c, g = pooled_depth_geometry(
+                    z, ok, size, fill=self.fill, far_is_max=self.depth_transform != "inverse",
+                    min_cell_valid=self.min_cell_valid,
+                )  # fmt: skip
+            else:
+                z_c, ok_c = resample_depth(
+                    z, ok, size, antialias=self.antialias, min_support_valid=self.min_support_valid
+                )
+                # a pixel is usable only if its whole 3x3 Sobel support is valid
+                support_ok = -torch.nn.functional.max_pool2d(
+                    -ok_c.to(z_c.dtype), 3, stride=1, padding=1
+                )
+                ok_c = support_ok > 0.5
+                m = sobel_magnitude(z_c)
+                g = torch.cat(sobel_xy(z_c), 1)
             d = normalize_edges(
                 m,
                 self.edge_norm,
@@ -201,7 +244,8 @@ class DEALLoss(nn.Module):
                 min_scale=self.depth_min_scale,
                 eps=self.eps,
             )
-        return d, ok_c
+            g = torch.where(ok_c, g, torch.zeros_like(g))
+        return d, ok_c, g
 
     def cam_edges(self, cams: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """CAMs (B,K,h,w) in [0,1] -> Sobel edge maps a (B,K,h,w) in (0,1), differentiable."""
@@ -228,8 +272,17 @@ class DEALLoss(nn.Module):
         check_ndim("cams", cams, 4, "(B,K,h,w)")
         check_ndim("labels", labels, 2, "(B,K)")
         check_same("cams", cams.shape[:1], "depth", depth.shape[:1], "batch sizes")
-        d, ok = self.depth_edges(depth, tuple(cams.shape[-2:]), valid)
+        d, ok, g = self.depth_geometry(depth, tuple(cams.shape[-2:]), valid)
         d = d.to(cams.dtype)
         # all-invalid images: the CAM term is multiplied by zero weight, gradients stay finite
         a = self.cam_edges(cams, ok)
-        return edge_alignment_loss(a, d, labels, mu=self.mu, eps=self.eps, valid=ok)
+        if self.variant == "paper":
+            return edge_alignment_loss(a, d, labels, mu=self.mu, eps=self.eps, valid=ok)
+        from .deal_variants import deal_agreement
+
+        nearer_grows = 1.0 if self.depth_transform == "inverse" else -1.0
+        return deal_agreement(
+            self.variant, a, d, labels, mu=self.mu, eps=self.eps, valid=ok, radius=self.radius,
+            cams=cams, depth_grad=g.to(cams.dtype) * nearer_grows,
+            direction_weight=self.direction_weight,
+        )  # fmt: skip

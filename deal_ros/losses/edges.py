@@ -30,8 +30,8 @@ from ._checks import check_choice, check_ndim
 EDGE_NORMS = ("fixed", "max", "percentile")
 
 
-def sobel_magnitude(x: torch.Tensor, tiny: float = 1e-6) -> torch.Tensor:
-    """Per-channel Sobel gradient magnitude of ``x`` (B,C,H,W), same shape, replicate border.
+def sobel_xy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel Sobel gradients (g_x, g_y) of ``x`` (B,C,H,W), replicate border.
 
     Computed separably with shifted slices ([1, 2, 1] smoothing, then [-1, 0, 1] difference),
     which is 2-3x faster on CPU than a 1-channel convolution, forward and backward.
@@ -42,6 +42,12 @@ def sobel_magnitude(x: torch.Tensor, tiny: float = 1e-6) -> torch.Tensor:
     smooth_x = p[..., :-2] + 2.0 * p[..., 1:-1] + p[..., 2:]  # (B,C,H+2,W)
     gx = (smooth_y[..., 2:] - smooth_y[..., :-2]) * 0.125
     gy = (smooth_x[:, :, 2:] - smooth_x[:, :, :-2]) * 0.125
+    return gx, gy
+
+
+def sobel_magnitude(x: torch.Tensor, tiny: float = 1e-6) -> torch.Tensor:
+    """Per-channel Sobel gradient magnitude of ``x`` (B,C,H,W), same shape (``sobel_xy``)."""
+    gx, gy = sobel_xy(x)
     return torch.sqrt(gx * gx + gy * gy + tiny * tiny)
 
 

@@ -82,6 +82,9 @@ class ModelConfig:
     decoder: bool = True  # segmenter: stride-4 decoder
     channels: int = 128  # segmenter: ASPP / decoder width
     num_classes: int | None = None
+    cam_decoder: str = "none"  # CAM net: none | s8 | s4 (deal_ros.nets.cam_decoder)
+    cam_decoder_channels: int = 64
+    cam_align: bool = False  # CAM net: cell centres at stride*j + (stride-1)/2 (see CAMNet)
 
 
 @dataclass
@@ -121,6 +124,12 @@ class DealConfig:
     min_support_valid: float = 0.5
     antialias: bool = False
     warmup_steps: int = 0  # linear ramp of the weight from 0 (our choice)
+    variant: str = "paper"  # paper|balanced|precision|near|signed (deal_ros.losses.deal_variants)
+    direction_weight: float = 1.0  # variant "signed": weight of the depth-order term
+    radius: int = 1  # variant "near": band around depth edges, CAM cells
+    depth_edges: str = "resample"  # resample (paper: bicubic to CAM size) | pool
+    fill: int = 8  # depth_edges=pool: fill holes from the far side, up to this many pixels
+    min_cell_valid: float = 0.5  # depth_edges=pool: valid fraction of a CAM cell's pixels
 
 
 @dataclass

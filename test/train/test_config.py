@@ -32,7 +32,8 @@ def test_shipped_presets_load_and_validate():
 def test_base_chain_merges_key_by_key(tmp_path):
     scene, onboarding = load_config("scene"), load_config("onboarding")
     assert scene.data.startswith("scene:") and onboarding.data is None
-    assert scene.input.height != onboarding.input.height  # overridden
+    assert scene.model.output_stride != onboarding.model.output_stride  # overridden
+    assert scene.model.backbone == onboarding.model.backbone  # inherited within model:
     assert scene.labeling.crf == onboarding.labeling.crf  # inherited
     (tmp_path / "a.yaml").write_text("train: {epochs: 7, batch_size: 3}\noptim: {lr: 0.5}\n")
     (tmp_path / "b.yaml").write_text(f"base: {tmp_path / 'a.yaml'}\ntrain: {{epochs: 2}}\n")

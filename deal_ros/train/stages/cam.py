@@ -40,6 +40,9 @@ def build_cam_net(model: ModelConfig, num_classes: int, pretrained: bool = True)
         pretrained=model.pretrained if pretrained else None,
         output_stride=model.output_stride,
         dropout=model.dropout,
+        decoder=model.cam_decoder,
+        decoder_channels=model.cam_decoder_channels,
+        align=model.cam_align,
     )
 
 
@@ -57,6 +60,9 @@ class CAMObjective:
                 depth_scale=d.depth_scale, cam_scale=d.cam_scale,
                 depth_min_scale=d.depth_min_scale, cam_min_scale=d.cam_min_scale,
                 min_support_valid=d.min_support_valid, antialias=d.antialias,
+                variant=d.variant, radius=d.radius, depth_edges=d.depth_edges,
+                fill=d.fill, min_cell_valid=d.min_cell_valid,
+                direction_weight=d.direction_weight,
             )  # fmt: skip
         f = cfg.fsl
         self.fsl = FSLLoss(f.mu, f.sigma, f.radius) if f.weight > 0 else None
@@ -96,7 +102,7 @@ def cam_stage(cfg: TrainConfig, items: TrainItems, num_classes: int) -> Stage:
     net = build_cam_net(cfg.model, num_classes)  # classifier: Xavier init (see CAMNet)
     groups = [
         {"params": list(net.backbone.parameters()), "lr_mult": 1.0},
-        {"params": list(net.classifier.parameters()), "lr_mult": cfg.optim.head_lr_mult},
+        {"params": net.head_parameters(), "lr_mult": cfg.optim.head_lr_mult},
     ]
     return Stage("cam", net, groups, CAMObjective(cfg), items)
 
