@@ -68,7 +68,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .deal import edge_activation, edge_alignment_loss
+from .edge_alignment import edge_activation, edge_alignment_loss
 from .edges import sobel_xy
 
 __all__ = ["DEAL_VARIANTS", "deal_agreement"]
