@@ -18,7 +18,7 @@ Three options of ours, off by default (off = BoxInst as published): ``projection
 BCE on the projected logits that still pulls a saturated mask, the depth gate
 (``depth_step_gate`` in depth_consistency.py), which leaves colour pairs across a depth step
 out of L_pair, and ``pairwise_outside``, which counts the pairs outside the box too
-(w_ij = 1[S_ij >= 0.3]; see ``pairwise_color_loss``; the box preset turns it on).
+(w_ij = 1[S_ij >= 0.3]; see ``pairwise_color_loss``).
 """
 
 from __future__ import annotations

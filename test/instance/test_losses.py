@@ -244,7 +244,7 @@ def test_depth_aware_matching_picks_the_depth_consistent_mask():
 
 def test_mask_loss_glue_pairwise_outside():
     """``loss.pairwise_outside`` reaches L_pair and L_cons; the dataclass default is the
-    papers' (off), the box preset turns it on (issue 17: masks on the rim of the box)."""
+    papers' (off), and so is the box preset's (issue 17: masks on the rim of the box)."""
     g = torch.Generator().manual_seed(7)
     n, h, w = 2, 8, 10
     logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
@@ -263,5 +263,5 @@ def test_mask_loss_glue_pairwise_outside():
     assert on["pair"].item() != pytest.approx(off["pair"].item(), rel=1e-3)
     assert on["cons"].item() != pytest.approx(off["cons"].item(), rel=1e-3)
     assert BoxLossConfig().pairwise_outside is False
-    assert load_box_config("box", []).loss.pairwise_outside is True
-    assert load_box_config("box", ["loss.pairwise_outside=false"]).loss.pairwise_outside is False
+    assert load_box_config("box", []).loss.pairwise_outside is False
+    assert load_box_config("box", ["loss.pairwise_outside=true"]).loss.pairwise_outside is True
