@@ -109,6 +109,7 @@ class BoxLossConfig:
     depth_scale: float = 0.01  # S_d = exp(-|d_i - d_j| / depth_scale) on normalised depth
     depth_slope_scale: float = 0.0  # > 0: pairs must also share the depth slope (our addition)
     depth_gate: bool = False  # True: colour pairs across a depth step leave L_pair (ours)
+    pairwise_outside: bool = False  # True: L_pair counts colour pairs outside the box too (ours)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)

@@ -101,6 +101,7 @@ def mask_losses(
         depth_start=cfg.depth_consistency_start,
         depth_gate=cfg.depth_gate,
         projection_bce_weight=cfg.projection_bce_weight,
+        pairwise_outside=cfg.pairwise_outside,
     )
     proj, pair, cons = terms["projection"], terms["pairwise"], terms["depth_consistency"]
     dloss = zero

@@ -14,10 +14,11 @@ computed from logits in log space (log-sum-exp of the two "same" events), then m
 by a linear warm-up min(step / 10000, 1). The pairwise machinery (pairwise.py) also serves
 the depth consistency loss (depth_consistency.py).
 
-Two options of ours, off by default (off = BoxInst as published): ``projection_bce_loss``, a
-BCE on the projected logits that still pulls a saturated mask, and the depth gate
+Three options of ours, off by default (off = BoxInst as published): ``projection_bce_loss``, a
+BCE on the projected logits that still pulls a saturated mask, the depth gate
 (``depth_step_gate`` in depth_consistency.py), which leaves colour pairs across a depth step
-out of L_pair.
+out of L_pair, and ``pairwise_outside``, which counts the pairs outside the box too
+(w_ij = 1[S_ij >= 0.3]; see ``pairwise_color_loss``).
 """
 
 from __future__ import annotations
@@ -105,16 +106,26 @@ def pairwise_color_loss(
     kernel_size: int = 3,
     dilation: int = 2,
     gate: torch.Tensor | None = None,
+    outside: bool = False,
 ) -> torch.Tensor:
     """BoxInst's pairwise term: pairs with colour similarity >= ``threshold``, centre in box.
 
     lab: (N,3,H,W) or (1,3,H,W) L*a*b* image(s) at mask resolution (see ``rgb_to_lab``).
     gate: optional (N or 1,K*K-1,H,W) bool, the pairs allowed at all (``depth_step_gate``:
     colour pairs across a depth step left out; our addition, None = BoxInst).
+    outside: count the similar pairs of the whole image, centres outside the box too,
+    w_ij = 1[S_ij >= tau] (our addition; False = BoxInst's w_ij = 1[S_ij >= tau] b_i).
+    Why: with centres in the box only, mask pixels on the outer rim of a tight box are bound
+    by no pair (their in-box partners differ in colour, their outside partners are not
+    counted), so a thin "L" just outside the box (a row above it, a column beside it) meets
+    both max-projections at the price of one extra row and column of Dice, while L_pair
+    drives the uniform interior to background, where no term has a gradient left (the max
+    passes it to the rim only). Short CPU runs settle there: boxes right, masks of IoU 0.
+    Outside the box the mask is background, so the extra pairs cost nothing at the answer.
     """
     sim = color_similarity(lab, kernel_size, dilation)
     b = as_instance_maps("box_masks", box_masks).to(sim.dtype)
-    weights = (sim >= threshold).to(sim.dtype) * b
+    weights = (sim >= threshold).to(sim.dtype) * (torch.ones_like(b) if outside else b)
     if gate is not None:
         weights = weights * gate.to(weights.dtype)
     return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
@@ -138,6 +149,7 @@ def boxinst_terms(
     depth_start: int = 0,
     depth_gate: bool = False,
     projection_bce_weight: float = 0.0,
+    pairwise_outside: bool = False,
     kernel_size: int = 3,
     dilation: int = 2,
 ) -> dict[str, torch.Tensor]:
@@ -153,7 +165,9 @@ def boxinst_terms(
     or all object), where the pairwise and consistency terms vanish and the projection term's
     gradient dies in the saturated sigmoid. ``depth_gate`` (with ``depth`` and ``depth_weight``
     > 0; our addition, False = the paper) leaves the colour pairs across a depth step
-    (S_d <= ``depth_tau``) out of L_pair (``depth_step_gate``). Returns "projection",
+    (S_d <= ``depth_tau``) out of L_pair (``depth_step_gate``). ``pairwise_outside`` (ours;
+    False = the papers) counts the pairs outside the box too, in L_pair and L_cons (see
+    ``pairwise_color_loss``). Returns "projection",
     "projection_bce" (``projection_bce_loss``, 0 unless ``projection_bce_weight`` > 0),
     "pairwise", "depth_consistency" and "loss".
     """
@@ -163,8 +177,9 @@ def boxinst_terms(
         gate = depth_step_gate(depth, depth_tau, depth_scale, kernel_size, dilation)
     proj = projection_loss(torch.sigmoid(mask_logits), box_masks)
     pair = pairwise_color_loss(
-        mask_logits, lab, box_masks, color_threshold, kernel_size, dilation, gate
-    )
+        mask_logits, lab, box_masks, color_threshold, kernel_size, dilation, gate,
+        pairwise_outside,
+    )  # fmt: skip
     total = projection_weight * proj + linear_warmup(step, warmup_iters) * pairwise_weight * pair
     proj_bce = mask_logits.sum() * 0.0
     if projection_bce_weight > 0:
@@ -181,6 +196,7 @@ def boxinst_terms(
             kernel_size,
             dilation,
             slope_scale=slope_scale,
+            outside=pairwise_outside,
         )
         total = total + linear_warmup(step - depth_start, warmup_iters) * depth_weight * cons
     return {
@@ -212,6 +228,7 @@ class BoxInstLoss(nn.Module):
         depth_start: int = 0,
         depth_gate: bool = False,
         projection_bce_weight: float = 0.0,
+        pairwise_outside: bool = False,
     ) -> None:
         super().__init__()
         self.options = {
@@ -228,6 +245,7 @@ class BoxInstLoss(nn.Module):
             "depth_start": int(depth_start),
             "depth_gate": bool(depth_gate),
             "projection_bce_weight": float(projection_bce_weight),
+            "pairwise_outside": bool(pairwise_outside),
         }
 
     def forward(self, mask_logits, box_masks, rgb, step: int = 0, depth=None) -> dict:

@@ -145,11 +145,14 @@ def depth_consistency_loss(
     kernel_size: int = 3,
     dilation: int = 2,
     slope_scale: float = 0.0,
+    outside: bool = False,
 ) -> torch.Tensor:
-    """L_cons for instance mask logits (N,1,H,W), depth (N or 1,1,H,W), box masks (N,1,H,W)."""
+    """L_cons for instance mask logits (N,1,H,W), depth (N or 1,1,H,W), box masks (N,1,H,W).
+    ``outside``: the consistent pairs of the whole map, centres outside the box too (our
+    addition, False = the paper's centres in the box; see ``boxinst.pairwise_color_loss``)."""
     sel = consistent_pairs(depth, tau, depth_scale, slope_scale, kernel_size, dilation)
     b = as_instance_maps("box_masks", box_masks).to(mask_logits.dtype)
-    weights = sel.to(b.dtype) * b
+    weights = sel.to(b.dtype) * (torch.ones_like(b) if outside else b)
     return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
 
 

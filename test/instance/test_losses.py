@@ -240,3 +240,28 @@ def test_depth_aware_matching_picks_the_depth_consistent_mask():
     two = torch.cat([gt, torch.tensor([[0.0, 0.0, 4.0, 4.0]], dtype=torch.float64)])
     p2, s2 = match_pseudo(two, masks[1:], boxes[1:], scores[1:], depth, cfg)
     assert p2[1].sum() == 0 and s2[1] == 0 and s2[0] > 0.8
+
+
+def test_mask_loss_glue_pairwise_outside():
+    """``loss.pairwise_outside`` reaches L_pair and L_cons; the dataclass default is the
+    papers' (off), and so is the box preset's (issue 17: masks on the rim of the box)."""
+    g = torch.Generator().manual_seed(7)
+    n, h, w = 2, 8, 10
+    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
+    boxes = torch.zeros(n, 1, h, w, dtype=torch.float64)
+    boxes[:, :, 2:6, 3:8] = 1
+    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64)
+    depth = torch.ones(n, 1, h, w, dtype=torch.float64)
+    base = {"pairwise_warmup": 0, "depth_scale": 0.05, "depth_weight": 0.0}
+    off = mask_losses(logits, None, boxes, lab, depth, None, 5, BoxLossConfig(**base))
+    cfg = BoxLossConfig(**base, pairwise_outside=True)
+    on = mask_losses(logits, None, boxes, lab, depth, None, 5, cfg)
+    pair = pairwise_color_loss(logits, lab, boxes, 0.3, outside=True)
+    cons = depth_consistency_loss(logits, depth, boxes, 0.5, 0.05, outside=True)
+    assert on["pair"].item() == pytest.approx(pair.item(), rel=1e-12)
+    assert on["cons"].item() == pytest.approx(cons.item(), rel=1e-12)
+    assert on["pair"].item() != pytest.approx(off["pair"].item(), rel=1e-3)
+    assert on["cons"].item() != pytest.approx(off["cons"].item(), rel=1e-3)
+    assert BoxLossConfig().pairwise_outside is False
+    assert load_box_config("box", []).loss.pairwise_outside is False
+    assert load_box_config("box", ["loss.pairwise_outside=true"]).loss.pairwise_outside is True

@@ -351,3 +351,41 @@ def test_projection_bce_matches_reference_and_pulls_saturated_masks():
     assert dead.grad.sum().item() < -0.5  # pushes the box columns' maxima up
     with pytest.raises(ValueError, match="shapes differ"):
         projection_bce_loss(logits, boxes[:, :, :5])
+
+
+def test_pairwise_outside_binds_a_mask_on_the_rim_of_a_tight_box():
+    """Issue 17: a uniform square in a tight box; the mask an "L" one cell OUTSIDE the box
+    (the row above it, the column left of it), the interior background. With centres in the
+    box only (BoxInst), no counted pair sees the L (its in-box partners differ in colour), so
+    L_pair is as low as for the filled square; ``outside=True`` counts the background pairs
+    around it and prices it above the filled square, in L_pair and L_cons alike."""
+    h, w, y0, y1, x0, x1 = 24, 28, 6, 16, 8, 20
+    rgb = torch.full((1, 3, h, w), 0.15, dtype=torch.float64)
+    rgb[..., y0:y1, x0:x1] = torch.tensor([0.9, 0.25, 0.2], dtype=torch.float64).view(3, 1, 1)
+    lab = rgb_to_lab(rgb)
+    depth = torch.full((1, 1, h, w), 1.5, dtype=torch.float64)
+    depth[..., y0:y1, x0:x1] = 1.2
+    box = torch.zeros(1, 1, h, w, dtype=torch.float64)
+    box[..., y0:y1, x0:x1] = 1
+    rim = torch.zeros_like(box)
+    rim[..., y0 - 1, x0 - 1 : x1] = 1
+    rim[..., y0 - 1 : y1, x0 - 1] = 1
+    as_logits = lambda m: (2 * m - 1) * 10  # noqa: E731
+    assert projection_loss(torch.sigmoid(as_logits(rim)), box).item() < 0.25  # Dice barely sees it
+    for outside in (False, True):
+        pair = [pairwise_color_loss(as_logits(m), lab, box, outside=outside) for m in (box, rim)]
+        cons = [
+            depth_consistency_loss(as_logits(m), depth, box, 0.5, 0.05, outside=outside)
+            for m in (box, rim)
+        ]
+        assert pair[0].item() < 1e-3 and cons[0].item() < 1e-3  # the filled square
+        if outside:
+            assert pair[1].item() > 0.1 and cons[1].item() > 0.1
+        else:
+            assert pair[1].item() < 1e-3 and cons[1].item() < 1e-3  # BoxInst: the L is free
+    t = boxinst_terms(as_logits(rim), box, lab, 1, depth, warmup_iters=1, depth_scale=0.05,
+                      pairwise_outside=True)  # fmt: skip
+    ref = pairwise_color_loss(as_logits(rim), lab, box, outside=True)
+    assert t["pairwise"].item() == pytest.approx(ref.item(), rel=1e-12)
+    ref = depth_consistency_loss(as_logits(rim), depth, box, 0.5, 0.05, outside=True)
+    assert t["depth_consistency"].item() == pytest.approx(ref.item(), rel=1e-12)
