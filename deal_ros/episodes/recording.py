@@ -98,6 +98,10 @@ class RecordingSession:
         nominal_period_ns: int | None = None,
     ) -> None:
         self.writer = writer
+        #: > 0 while the episode is being closed with what is still queued upstream (the
+        #: recorder's deactivate): pairs wait this long for room in the writer's queue instead
+        #: of being dropped as writer_behind (no new frame comes in meanwhile)
+        self.closing_wait_s = 0.0
         self.topics = dict(topics)
         self.slop_ns = int(slop_ns)
         self.ledger = PairDropLedger(self.slop_ns)
@@ -349,7 +353,9 @@ class RecordingSession:
             if not self.keyframes.consider(pair.stamp_ns, rgb_arr, depth_arr):
                 self.keyframe_skips += 1
                 return
-        self.writer.submit(pair.stamp_ns, rgb.raw, depth.raw, self.camera_info)
+        self.writer.submit(
+            pair.stamp_ns, rgb.raw, depth.raw, self.camera_info, wait_s=self.closing_wait_s
+        )
 
     def _same_as_episode(self, rh: CdrImage, dh: CdrImage, stamp_ns: int) -> bool:
         size, encodings = (rh.height, rh.width), {"rgb": rh.encoding, "depth": dh.encoding}

@@ -355,13 +355,25 @@ class AsyncEpisodeWriter:
         self._thread.start()
         return self
 
-    def submit(self, stamp_ns: int, rgb: Any, depth: Any, camera_info: Any = None) -> bool:
-        """Queue one frame; False (and ``writer_behind`` + 1) when the queue is full, False
-        when the episode is already closed."""
+    def submit(
+        self,
+        stamp_ns: int,
+        rgb: Any,
+        depth: Any,
+        camera_info: Any = None,
+        wait_s: float = 0.0,
+    ) -> bool:
+        """Queue one frame; False (and ``writer_behind`` + 1) when the queue is full (after
+        waiting up to ``wait_s`` for room: the recorder waits while it closes an episode, when
+        no new frame can come in), False when the episode is already closed."""
         if self._done.is_set():
             return False
         try:
-            self._queue.put_nowait((stamp_ns, rgb, depth, camera_info))
+            item = (stamp_ns, rgb, depth, camera_info)
+            if wait_s > 0:
+                self._queue.put(item, timeout=wait_s)
+            else:
+                self._queue.put_nowait(item)
         except queue.Full:
             self.writer_behind += 1
             return False

@@ -256,6 +256,9 @@ class RecorderNode(ManagedNode):
         """deactivate: unsubscribe after taking what the subscriptions hold, then close the
         episode in progress with every frame received (module doc)."""
         subs, self._subs = self._subs, []
+        session = self._session
+        if session is not None:  # nothing new comes in: what is taken waits for the disk
+            session.closing_wait_s = 10.0
         taken = self.drained = drain(subs)
         for sub in subs:
             self.destroy_subscription(sub)

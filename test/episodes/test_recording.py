@@ -349,3 +349,18 @@ def test_an_implausible_stamp_after_a_stall_is_one_lost_frame(tmp_path):
         rec.session.on_image("depth", image_bytes(depth, "16UC1", stamp_of(i) + MS))
     meta, _ = rec.finish()
     assert meta.frames == 79 and meta.invalid["stamp"] == 1 and meta.dropped_total == 1
+
+
+def test_while_closing_pairs_wait_for_the_writer_instead_of_dropping(tmp_path):
+    """The recorder's deactivate takes what its subscriptions still hold and closes the
+    episode: no new frame can come in, so those pairs wait for room in the writer's queue
+    (closing_wait_s) rather than being dropped as writer_behind (2 of 40 in a loaded run)."""
+    import threading
+
+    rec = Recording(tmp_path, max_queue=2, start=False)  # full after 2 pairs until it starts
+    rec.session.closing_wait_s = 10.0
+    threading.Timer(0.3, rec.writer.start).start()
+    for i in range(12):
+        rec.good(i)
+    meta, _ = rec.finish()
+    assert meta.frames == 12 and meta.dropped["writer_behind"] == 0
