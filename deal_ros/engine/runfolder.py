@@ -227,7 +227,9 @@ def prepare_run(
                 raise DealError(f"resume: run folder {run_dir} does not exist")
         elif cfg.run:
             run_dir = Path(cfg.run).expanduser()
-        elif default_dir is not None:
+        elif default_dir is not None and not getattr(cfg, "name", None):
+            # e.g. a seg stage beside the CAM run it learns from; a name= of the user's own
+            # makes a folder of its own (two seg runs on one pseudo folder shared one before)
             run_dir = default_dir
         else:
             run_dir = next_run_dir(Path(cfg.out).expanduser(), default_name(cfg, classes))

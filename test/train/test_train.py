@@ -121,6 +121,18 @@ def test_pseudo_seg_selftrain_and_eval(cam_run, tmp_path):
     assert len(seg["iou_per_class"]) == 4 and 0 <= seg["pixel_accuracy"] <= 1
     assert "seg_overlays.png" in (run / "report.html").read_text()
 
+    # two stage-2 losses on one pseudo folder, each named: each run in a folder of its own
+    # (both wrote into the CAM run's folder before, the second overwriting the first)
+    seg_keys = ["--config", "seg", f"pseudo={run / 'pseudo'}", "input.height=48", "input.width=64",
+                "model.pretrained=none", "train.batch_size=4", "train.num_workers=0",
+                "train.max_steps=1", f"out={tmp_path / 'seg'}"]  # fmt: skip
+    for loss in ("ce", "focal"):
+        assert deal(["train", "--no-progress", *seg_keys, f"loss={loss}", f"name=seg-{loss}"]) == 0
+    for loss in ("ce", "focal"):
+        folder = tmp_path / "seg" / f"seg-{loss}-001"
+        assert (folder / "seg_net.safetensors").is_file()
+        assert yaml.safe_load((folder / "config.yaml").read_text())["loss"] == loss
+
 
 def _weights(run_dir):
     return read_state_dict(run_dir / "cam_net.safetensors")

@@ -116,7 +116,8 @@ def train_seg(
     classes = list(data.classes)
     cfg.model.num_classes = len(classes) + 1
     source = labels.run if labels.run and (labels.run / "cam_net.safetensors").is_file() else None
-    name = "config_seg.yaml" if source is not None or cfg.run else "config.yaml"
+    beside = source is not None and not cfg.name  # in the CAM run's folder (prepare_run)
+    name = "config_seg.yaml" if beside or cfg.run else "config.yaml"
     cfg.input.mean, cfg.input.std = None, None
     size = (cfg.input.height, cfg.input.width)
     probe = build_seg_net(cfg.model, len(classes) + 1, pretrained=False)
