@@ -12,10 +12,14 @@ Publishes on the RealSense ROS 2 wrapper's topic names (remappable):
 All three carry the same header (stamp = publication time, like the driver). At start-up the
 node renders one take per class (:mod:`deal_ros.demo.takes`) on a thread; parameter ``show``
 (``ros2 param set /deal_demo_camera show mug``) picks the take it streams, back and forth, at
-``rate_hz``; ``show: ''`` streams nothing. ``~/status`` says which takes are rendered and what
-is shown: ``{"state": "rendering"|"ready", "rendered": [...], "showing": "mug",
-"published": 123}``. With ``gt_dir`` set, every published frame is logged there with its
-stamp, next to the takes' masks (the ground truth of the demo's metrics).
+``rate_hz``; ``show: ''`` streams nothing. With ``once: true`` a take is played once, frames
+0 .. n-1, from the moment it is shown, and then nothing until the next ``show`` (what ``deal
+demo`` records: every run records the same frames). ``~/status`` says which takes are rendered
+and what is shown: ``{"state": "rendering"|"ready", "rendered": [...], "showing": "mug",
+"published": 123, "take_published": 40, "take_frames": 64}`` (``take_published``: frames of
+the shown take since it was shown; published again when a ``once`` take has ended). With
+``gt_dir`` set, every published frame is logged there with its stamp, next to the takes'
+masks (the ground truth of the demo's metrics).
 
     python -m deal_ros.demo.camera --ros-args -p classes:="[mug, box]" -p show:=mug
 """
@@ -67,6 +71,7 @@ class SceneCameraNode(Node):
             zoom=p["zoom"],
         )
         self.rooms = p["rooms"]
+        self.once = bool(p["once"])
         self.frame_id = p["frame_id"]
         self.gt_dir = Path(p["gt_dir"]) if p["gt_dir"] else None
         self._gt_log = None
@@ -129,6 +134,12 @@ class SceneCameraNode(Node):
             "rooms": (1, "rooms each take is split over", {**ro, "value_range": (1, 1000)}),
             "frame_id": ("camera_color_optical_frame", "header frame_id", ro),
             "gt_dir": ("", "folder for ground truth (stamps.jsonl + masks); '' = none", ro),
+            "once": (
+                False,
+                "play a take once (frames 0..n-1) from its show, then nothing; false = back "
+                "and forth",
+                ro,
+            ),
             "show": ("", "class whose take is streamed ('' = none)", {}),
         }
         return {k: declare(self, k, d, text, **o) for k, (d, text, o) in specs.items()}
@@ -168,17 +179,18 @@ class SceneCameraNode(Node):
     def _tick(self) -> None:
         with self._lock:
             take = self.takes.get(self.showing)
-            if take is None:
+            if take is None or (self.once and self._index >= len(take)):
                 return
-            frame = pingpong(self._index, len(take))
+            frame = self._index if self.once else pingpong(self._index, len(take))
             self._index += 1
+            ended = self.once and self._index == len(take)
         header = self._header()
         self.pubs["camera_info"].publish(self._info(take, header))
         self.pubs["rgb"].publish(numpy_to_image(take.rgb[frame], "rgb8", header))
         self.pubs["depth"].publish(numpy_to_image(take.depth_mm[frame], "16UC1", header))
         self.published += 1
         self._log_gt(header, take.class_name, frame)
-        if self.published % 30 == 0:
+        if ended or self.published % 30 == 0:
             self.publish_status()
 
     def _header(self) -> Any:
@@ -211,7 +223,8 @@ class SceneCameraNode(Node):
     def status(self) -> dict[str, Any]:
         with self._lock:
             rendered = [c for c in self.classes if c in self.takes]
-            showing = self.showing
+            showing, take_published = self.showing, self._index
+            take = self.takes.get(showing)
         state = "ready" if len(rendered) == len(self.classes) else "rendering"
         if self._error:
             state = "error"
@@ -221,6 +234,8 @@ class SceneCameraNode(Node):
             "classes": self.classes,
             "showing": showing,
             "published": self.published,
+            "take_published": take_published,
+            "take_frames": len(take) if take is not None else 0,
             "error": self._error,
         }
 

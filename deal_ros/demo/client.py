@@ -115,6 +115,11 @@ class CameraControl:
             f"the demo camera to show '{class_name}'",
         )
 
+    def take_ended(self, class_name: str, frames: int) -> bool:
+        """Whether a ``once`` take of ``class_name`` has published all its ``frames``."""
+        st = self.status
+        return st.get("showing") == class_name and int(st.get("take_published", 0)) >= frames
+
 
 class RecorderControl:
     """``deal_recorder`` seen from the demo: services and ``~/status``."""

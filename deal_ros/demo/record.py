@@ -18,6 +18,8 @@ from deal_ros.errors import DealError
 
 __all__ = ["camera_command", "record_episodes", "recorder_command"]
 
+LATE_FRAMES_S = 5.0  # after a take ended, how long frames still in flight are waited for
+
 
 def _params(params: dict[str, Any]) -> list[str]:
     out = ["--ros-args"]
@@ -43,6 +45,7 @@ def camera_command(s: DemoSettings, gt_dir: Path) -> list[str]:
                 "episode_seed": s.seed,
                 "zoom": float(s.zoom),
                 "rooms": s.rooms,
+                "once": True,
                 "gt_dir": str(gt_dir),
             }
         ),
@@ -73,10 +76,13 @@ def _episode(
     s: DemoSettings,
     say,
 ) -> dict[str, Any]:
-    camera.show(label)
-    client.spin_for(0.3)  # frames of the previous take are delivered before recording starts
+    """Record the take of ``label`` once, whole: the episode starts first, then the camera
+    plays frames 0 .. n-1 (``once``) and the episode stops when the recorder holds them all,
+    or a few seconds after the take ended (the frames it lost are in the episode's drop
+    ledger). Every run records the same frames, so training sees the same data."""
     episode_id = recorder.start([label], name=f"{label}-demo")
     t0 = time.monotonic()
+    camera.show(label)
     timeout = 30.0 + 4.0 * s.frames / s.rate_hz
     with tqdm(
         total=s.frames,
@@ -86,14 +92,20 @@ def _episode(
         disable=None,
         leave=False,
     ) as bar:
+        ended_at: list[float] = []
 
         def done() -> bool:
             n = min(recorder.frames(episode_id), s.frames)
             bar.update(n - bar.n)
-            return n >= s.frames
+            if n >= s.frames:
+                return True
+            if not ended_at and camera.take_ended(label, s.frames):
+                ended_at.append(time.monotonic())
+            return bool(ended_at) and time.monotonic() - ended_at[0] > LATE_FRAMES_S
 
         client.wait(done, timeout, f"{s.frames} frames of episode '{episode_id}'")
     reply = recorder.stop()
+    camera.show("")
     seconds = time.monotonic() - t0
     meta = Episode(Path(reply.path)).meta
     dropped = {k: int(v) for k, v in (meta.dropped or {}).items()}
@@ -108,7 +120,7 @@ def _episode(
         "fps": _fps(meta),
     }
     say(
-        f"      {label}: episode '{reply.episode_id}', {reply.frames} frames, "
+        f"      {label}: episode '{reply.episode_id}', {reply.frames} of {s.frames} frames, "
         f"{sum(dropped.values())} dropped, {info['fps']:.1f} frames/s"
     )
     return info
