@@ -132,6 +132,11 @@ def test_pseudo_seg_selftrain_and_eval(cam_run, tmp_path):
         folder = tmp_path / "seg" / f"seg-{loss}-001"
         assert (folder / "seg_net.safetensors").is_file()
         assert yaml.safe_load((folder / "config.yaml").read_text())["loss"] == loss
+    # run= naming a new folder: config.yaml there too, so deal eval reads it as a run
+    fresh = tmp_path / "seg" / "fresh"
+    assert deal(["train", "--no-progress", *seg_keys, "loss=ce", f"run={fresh}"]) == 0
+    assert yaml.safe_load((fresh / "config.yaml").read_text())["stage"] == "seg"
+    assert deal(["eval", f"run={fresh}", "limit=2", "what=seg", "--no-progress"]) == 0
 
 
 def _weights(run_dir):

@@ -6,7 +6,8 @@
 ``pseudo=<folder>`` names the labels (``pseudo.yaml`` says which data and classes they belong
 to; ``data=`` may point at the same data elsewhere). The segmenter is written into the run that
 made the labels (``seg_net.safetensors`` beside ``cam_net.safetensors``; its config in
-``config_seg.yaml``) unless ``run=`` says otherwise.
+``config_seg.yaml``) unless ``run=`` or ``name=`` says otherwise: a folder of its own gets
+``config.yaml``, so ``deal eval run=<it>`` reads it like any run.
 
 Self-training (``rounds=N``, the sea-floor sonar study's iterative scheme): after training, the
 segmenter labels the training images again (prediction + flip, absent classes removed,
@@ -117,7 +118,9 @@ def train_seg(
     cfg.model.num_classes = len(classes) + 1
     source = labels.run if labels.run and (labels.run / "cam_net.safetensors").is_file() else None
     beside = source is not None and not cfg.name  # in the CAM run's folder (prepare_run)
-    name = "config_seg.yaml" if beside or cfg.run else "config.yaml"
+    # beside a CAM run's config.yaml (its folder, or run= naming a run that has one), else own
+    into_run = bool(cfg.run) and (Path(cfg.run) / "config.yaml").is_file()
+    name = "config_seg.yaml" if beside or into_run else "config.yaml"
     cfg.input.mean, cfg.input.std = None, None
     size = (cfg.input.height, cfg.input.width)
     probe = build_seg_net(cfg.model, len(classes) + 1, pretrained=False)
