@@ -105,6 +105,9 @@ class AugmentConfig:
     hflip: bool = True
     scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
     color_jitter: float = 0.1
+    # share of training items that are a 2 x 2 mosaic of four augmented samples at half size,
+    # labels joined (deal_ros.data.mosaic; ours): single-object episodes -> multi-object scenes
+    mosaic: float = 0.0
 
 
 @dataclass
@@ -225,6 +228,8 @@ class TrainConfig:
              f"input: height and width must be >= 16, got {size}"),
             *engine_checks(self),
             scale_range_check(self.augment.scale),
+            (0.0 <= self.augment.mosaic <= 1.0,
+             f"augment.mosaic must lie in [0, 1] (a share of items), got {self.augment.mosaic}"),
             (len(self.labeling.scales) >= 1 and min(self.labeling.scales) > 0,
              f"labeling.scales: expected positive scales, got {self.labeling.scales}"),
             (0.0 <= self.labeling.bg_threshold <= 1.0,

@@ -8,6 +8,8 @@
   (``deal_ros.data.transforms``: nearest for depth and labels, so holes never blend).
   The randomness of item ``i`` in epoch ``e`` comes from ``SeedSequence([seed, e, i])`` only,
   so any worker count, any resume point and any rank gives the same augmented item.
+  With ``augment.mosaic`` = p, a share p of the items are a 2 x 2 mosaic of the item and
+  three others drawn from the same seed, each augmented, then halved (``deal_ros.data.mosaic``).
 * ``EpochBatches`` (``deal_ros.engine.sampler``, the engine's batch sampler) yields the
   ``(index, epoch)`` keys ``TrainItems`` takes.
 
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deal_ros.data.mosaic import mosaic, mosaic_labels
 from deal_ros.data.sample import Sample, SampleDataset
 from deal_ros.data.transforms import RGBD, ColorJitter, Compose, HorizontalFlip, RandomScale, crop
 from deal_ros.data.transforms import resize as resize_rgbd
@@ -147,21 +150,23 @@ class TrainItems(torch.utils.data.Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, epoch = (key, 0) if isinstance(key, (int, np.integer)) else key
-        rgbd, labels = self.base(int(index))
-        if self.augment is not None:
-            seq = np.random.SeedSequence([self.seed, int(epoch), int(index)])
-            geo, colour, crop_seed = seq.spawn(3)
-            a = self.augment
-            ops = [RandomScale(tuple(a.scale))] if a.scale[0] != 1 or a.scale[1] != 1 else []
-            ops += [HorizontalFlip(0.5)] if a.hflip else []
-            if ops:
-                rgbd = Compose(ops, seed=geo)(rgbd)
-            if a.color_jitter > 0:
-                j = a.color_jitter
-                rgbd = ColorJitter(j, j, j, hue=0.0, seed=colour)(rgbd)
-            rgbd = random_crop(rgbd, self.size, np.random.default_rng(crop_seed))
-        else:
+        index, epoch = int(index), int(epoch)
+        a = self.augment
+        if a is None:
+            rgbd, labels = self.base(index)
             rgbd = centre_crop(rgbd, self.size)
+        else:
+            seq = np.random.SeedSequence([self.seed, epoch, index])
+            rgbd, labels = self._augmented(index, seq)
+            pick = np.random.default_rng(seq.spawn(1)[0])
+            if a.mosaic > 0 and len(self) > 1 and pick.random() < a.mosaic:
+                others = pick.integers(0, len(self), size=3)
+                tiles = [(rgbd, labels)] + [
+                    self._augmented(int(j), np.random.SeedSequence([self.seed, epoch, index, k]))
+                    for k, j in enumerate(others, start=1)
+                ]
+                rgbd = mosaic([t[0] for t in tiles])
+                labels = mosaic_labels([t[1] for t in tiles])
         target = rgbd.mask if rgbd.mask is not None else np.full(self.size, IGNORE, np.uint8)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(rgbd.rgb)).permute(2, 0, 1).float()
@@ -170,8 +175,22 @@ class TrainItems(torch.utils.data.Dataset):
             "valid": torch.from_numpy(rgbd.valid)[None],
             "labels": torch.from_numpy(labels),
             "target": torch.from_numpy(target.astype(np.int64)),
-            "index": int(index),
+            "index": index,
         }
+
+    def _augmented(self, index: int, seq: np.random.SeedSequence) -> tuple[RGBD, np.ndarray]:
+        """Sample ``index`` scaled, flipped, jittered and cropped with the streams of ``seq``."""
+        rgbd, labels = self.base(index)
+        geo, colour, crop_seed = seq.spawn(3)
+        a = self.augment
+        ops = [RandomScale(tuple(a.scale))] if a.scale[0] != 1 or a.scale[1] != 1 else []
+        ops += [HorizontalFlip(0.5)] if a.hflip else []
+        if ops:
+            rgbd = Compose(ops, seed=geo)(rgbd)
+        if a.color_jitter > 0:
+            j = a.color_jitter
+            rgbd = ColorJitter(j, j, j, hue=0.0, seed=colour)(rgbd)
+        return random_crop(rgbd, self.size, np.random.default_rng(crop_seed)), labels
 
     def prefill(self) -> None:
         """Fill the cache now (before workers fork, so they share it)."""
