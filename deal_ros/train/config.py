@@ -85,6 +85,9 @@ class ModelConfig:
     cam_decoder: str = "none"  # CAM net: none | s8 | s4 (deal_ros.nets.cam_decoder)
     cam_decoder_channels: int = 64
     cam_align: bool = False  # CAM net: cell centres at stride*j + (stride-1)/2 (see CAMNet)
+    # segmenter: where its backbone starts: pretrained (the ``pretrained`` weights) or cam (the
+    # backbone of the CAM net that made the pseudo labels; ours)
+    init_from: str = "pretrained"
 
 
 @dataclass
@@ -235,6 +238,8 @@ class TrainConfig:
             (0.0 <= self.labeling.bg_threshold <= 1.0,
              f"labeling.bg_threshold must lie in [0, 1], got {self.labeling.bg_threshold}"),
             (self.rounds >= 0, f"rounds must be >= 0, got {self.rounds}"),
+            (self.model.init_from in ("pretrained", "cam"),
+             f"model.init_from: expected pretrained or cam, got {self.model.init_from!r}"),
             (self.deal.weight >= 0, f"deal.weight must be >= 0, got {self.deal.weight}"),
         ])  # fmt: skip
         return self

@@ -136,7 +136,9 @@ def test_pseudo_seg_selftrain_and_eval(cam_run, tmp_path):
     fresh = tmp_path / "seg" / "fresh"
     assert deal(["train", "--no-progress", *seg_keys, "loss=ce", f"run={fresh}"]) == 0
     assert yaml.safe_load((fresh / "config.yaml").read_text())["stage"] == "seg"
-    assert deal(["eval", f"run={fresh}", "limit=2", "what=seg", "--no-progress"]) == 0
+    assert (
+        deal(["eval", f"run={fresh}", f"data={DATA}", "limit=2", "what=seg", "--no-progress"]) == 0
+    )
 
 
 def _weights(run_dir):
@@ -267,3 +269,18 @@ def test_bench_lists_and_rejects_unknown_names(capsys):
     assert "train (DEAL vs baseline)" in capsys.readouterr().out
     assert deal(["bench", "no-such-bench"]) == 1
     assert "bench 'no-such-bench': unknown" in _one_line(capsys.readouterr().err)
+
+
+def test_seg_backbone_can_start_from_the_cam_net(cam_run, tmp_path):
+    from deal_ros.train.config import ModelConfig
+    from deal_ros.train.stages.seg import build_seg_net, start_from_cam
+
+    net = build_seg_net(ModelConfig(pretrained=None, output_stride=16), 4)
+    start_from_cam(net, cam_run, "mobilenet_v2")
+    cam = read_state_dict(cam_run / "cam_net.safetensors")
+    for key, value in net.backbone.state_dict().items():
+        assert torch.equal(value, cam[f"backbone.{key}"]), key  # stride 8 -> 16: same weights
+    with pytest.raises(DealError, match=r"model.init_from=cam: the pseudo labels name no CAM run"):
+        start_from_cam(net, tmp_path, "mobilenet_v2")
+    with pytest.raises(DealError, match="has backbone mobilenet_v2, not efficientnet_lite0"):
+        start_from_cam(net, cam_run, "efficientnet_lite0")

@@ -12,7 +12,8 @@ made the labels (``seg_net.safetensors`` beside ``cam_net.safetensors``; its con
 Self-training (``rounds=N``, the sea-floor sonar study's iterative scheme): after training, the
 segmenter labels the training images again (prediction + flip, absent classes removed,
 dense CRF and ignores as in ``labeling``) into ``pseudo_r<n>/``, and a fresh segmenter is
-trained on them; N times. Our choice: every round starts again from the pretrained backbone.
+trained on them; N times. Our choice: every round starts again from the pretrained backbone
+(or, with ``model.init_from=cam``, from the backbone of the CAM net that made the labels).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from deal_ros.engine.stage import Stage
 from deal_ros.errors import DealError
 from deal_ros.losses.registry import build_seg_loss
 from deal_ros.nets.seg_net import SegNet
+from deal_ros.nets.weights import read_state_dict
 from deal_ros.train.config import ModelConfig, TrainConfig
 from deal_ros.train.data import (
     IGNORE,
@@ -45,6 +47,7 @@ from deal_ros.train.data import (
     write_label_png,
 )
 from deal_ros.train.predict import seg_probs as seg_probs  # also its old home
+from deal_ros.train.run import load_run
 from deal_ros.train.stages.pseudo import PseudoLabels, refine, write_pseudo_yaml
 
 
@@ -75,9 +78,43 @@ class SegObjective:
         return {"seg": seg, "loss": seg}
 
 
-def seg_stage(cfg: TrainConfig, items: TrainItems, num_classes: int) -> Stage:
+def start_from_cam(net: SegNet, cam_run: Path | None, backbone: str) -> None:
+    """``model.init_from=cam``: the segmenter's backbone starts as the backbone of the CAM net
+    in ``cam_run`` (the run that made the pseudo labels), trained on these very images, rather
+    than from ImageNet alone. Our choice (the papers start stage 2 from ImageNet); measured in
+    bench/README.md."""
+    where = "model.init_from=cam"
+    path = None if cam_run is None else Path(cam_run) / "cam_net.safetensors"
+    if path is None or not path.is_file():
+        raise DealError(
+            f"{where}: the pseudo labels name no CAM run with cam_net.safetensors "
+            f"({cam_run or 'no run in pseudo.yaml'})"
+        )
+    cam_backbone = load_run(cam_run).config.model.backbone
+    if cam_backbone != backbone:
+        raise DealError(
+            f"{where}: the CAM run {cam_run} has backbone {cam_backbone}, not {backbone}"
+        )
+    state = {
+        k[len("backbone.") :]: v
+        for k, v in read_state_dict(path).items()
+        if k.startswith("backbone.")
+    }
+    missing, unexpected = net.backbone.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise DealError(
+            f"{where}: {path} does not fit the segmenter's backbone "
+            f"({len(missing)} missing, {len(unexpected)} unexpected weights)"
+        )
+
+
+def seg_stage(
+    cfg: TrainConfig, items: TrainItems, num_classes: int, cam_run: Path | None = None
+) -> Stage:
     seed_everything(cfg.seed)
     net = build_seg_net(cfg.model, num_classes + 1)
+    if cfg.model.init_from == "cam":
+        start_from_cam(net, cam_run, cfg.model.backbone)
     backbone = set(id(p) for p in net.backbone.parameters())
     head = [p for p in net.parameters() if id(p) not in backbone]
     groups = [
@@ -116,8 +153,9 @@ def train_seg(
     data = _data_for(cfg, labels)
     classes = list(data.classes)
     cfg.model.num_classes = len(classes) + 1
+    labels_run = labels.run
     source = labels.run if labels.run and (labels.run / "cam_net.safetensors").is_file() else None
-    beside = source is not None and not cfg.name  # in the CAM run's folder (prepare_run)
+    beside = source is not None and not cfg.name and not cfg.run  # the CAM run folder
     # beside a CAM run's config.yaml (its folder, or run= naming a run that has one), else own
     into_run = bool(cfg.run) and (Path(cfg.run) / "config.yaml").is_file()
     name = "config_seg.yaml" if beside or into_run else "config.yaml"
@@ -134,7 +172,7 @@ def train_seg(
         if rnd > 0:
             labels = PseudoLabels(run_dir / f"pseudo_r{rnd}")
         items = TrainItems(data, size, cfg.augment, cfg.seed, targets=labels, cache=cfg.cache)
-        stage = seg_stage(rcfg, items, len(classes))
+        stage = seg_stage(rcfg, items, len(classes), cam_run=labels_run)
         trainer = Trainer(rcfg, stage, run_dir, env, device, progress)
         trainer.extra_state = {"round": rnd}
         result = trainer.fit()
