@@ -9,7 +9,8 @@
   The randomness of item ``i`` in epoch ``e`` comes from ``SeedSequence([seed, e, i])`` only,
   so any worker count, any resume point and any rank gives the same augmented item.
   With ``augment.mosaic`` = p, a share p of the items are a 2 x 2 mosaic of the item and
-  three others drawn from the same seed, each augmented, then halved (``deal_ros.data.mosaic``).
+  three others drawn from the same seed, each augmented, then halved (``deal_ros.data.mosaic``);
+  a mosaic carries no depth (all invalid), so DEAL learns from whole frames only.
 * ``EpochBatches`` (``deal_ros.engine.sampler``, the engine's batch sampler) yields the
   ``(index, epoch)`` keys ``TrainItems`` takes.
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deal_ros.data.mosaic import mosaic, mosaic_labels
+from deal_ros.data.mosaic import mosaic, mosaic_labels, quadrants
 from deal_ros.data.sample import Sample, SampleDataset
 from deal_ros.data.transforms import RGBD, ColorJitter, Compose, HorizontalFlip, RandomScale, crop
 from deal_ros.data.transforms import resize as resize_rgbd
@@ -160,13 +161,7 @@ class TrainItems(torch.utils.data.Dataset):
             rgbd, labels = self._augmented(index, seq)
             pick = np.random.default_rng(seq.spawn(1)[0])
             if a.mosaic > 0 and len(self) > 1 and pick.random() < a.mosaic:
-                others = pick.integers(0, len(self), size=3)
-                tiles = [(rgbd, labels)] + [
-                    self._augmented(int(j), np.random.SeedSequence([self.seed, epoch, index, k]))
-                    for k, j in enumerate(others, start=1)
-                ]
-                rgbd = mosaic([t[0] for t in tiles])
-                labels = mosaic_labels([t[1] for t in tiles])
+                rgbd, labels = self._mosaic(index, epoch, pick)
         target = rgbd.mask if rgbd.mask is not None else np.full(self.size, IGNORE, np.uint8)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(rgbd.rgb)).permute(2, 0, 1).float()
@@ -178,19 +173,39 @@ class TrainItems(torch.utils.data.Dataset):
             "index": index,
         }
 
-    def _augmented(self, index: int, seq: np.random.SeedSequence) -> tuple[RGBD, np.ndarray]:
-        """Sample ``index`` scaled, flipped, jittered and cropped with the streams of ``seq``."""
+    def _augmented(
+        self,
+        index: int,
+        seq: np.random.SeedSequence,
+        size: tuple[int, int] | None = None,
+        shrink: float = 1.0,
+    ) -> tuple[RGBD, np.ndarray]:
+        """Sample ``index`` scaled (the scale range times ``shrink``), flipped, jittered and
+        cropped to ``size`` (default: the input size) with the streams of ``seq``."""
         rgbd, labels = self.base(index)
         geo, colour, crop_seed = seq.spawn(3)
         a = self.augment
-        ops = [RandomScale(tuple(a.scale))] if a.scale[0] != 1 or a.scale[1] != 1 else []
+        lo, hi = a.scale[0] * shrink, a.scale[1] * shrink
+        ops = [RandomScale((lo, hi))] if lo != 1 or hi != 1 else []
         ops += [HorizontalFlip(0.5)] if a.hflip else []
         if ops:
             rgbd = Compose(ops, seed=geo)(rgbd)
         if a.color_jitter > 0:
             j = a.color_jitter
             rgbd = ColorJitter(j, j, j, hue=0.0, seed=colour)(rgbd)
-        return random_crop(rgbd, self.size, np.random.default_rng(crop_seed)), labels
+        crop_rng = np.random.default_rng(crop_seed)
+        return random_crop(rgbd, size or self.size, crop_rng), labels
+
+    def _mosaic(self, index: int, epoch: int, pick: np.random.Generator) -> tuple[RGBD, np.ndarray]:
+        """Item ``index`` and three others, each at half size in its quadrant; no depth (DEAL
+        learns from whole frames), labels joined."""
+        others = [int(j) for j in pick.integers(0, len(self), size=3)]
+        tiles = [
+            self._augmented(j, np.random.SeedSequence([self.seed, epoch, index, k]), hw, 0.5)
+            for k, (j, hw) in enumerate(zip([index, *others], quadrants(*self.size)))
+        ]
+        joined = mosaic([t[0] for t in tiles], keep_depth=False)
+        return joined, mosaic_labels([t[1] for t in tiles])
 
     def prefill(self) -> None:
         """Fill the cache now (before workers fork, so they share it)."""

@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from deal_ros.data.mosaic import mosaic, mosaic_labels
+from deal_ros.data.mosaic import half, mosaic, mosaic_labels, quadrants
 from deal_ros.data.registry import build_dataset
 from deal_ros.data.transforms import RGBD
 from deal_ros.train.config import AugmentConfig
 from deal_ros.train.data import TrainItems
+
+
+def _tiles(values, h: int = 40, w: int = 56) -> list[RGBD]:
+    return [half(_flat(v, h, w), hw) for v, hw in zip(values, quadrants(h, w))]
 
 
 def _flat(value: int, h: int = 40, w: int = 56) -> RGBD:
@@ -22,7 +26,7 @@ def _flat(value: int, h: int = 40, w: int = 56) -> RGBD:
 
 
 def test_tiles_land_in_reading_order_at_half_size():
-    out = mosaic([_flat(v) for v in (10, 20, 30, 40)], seam=0)
+    out = mosaic(_tiles((10, 20, 30, 40)), seam=0)
     assert out.shape == (40, 56) and out.K is None
     quads = {(0, 0): 10, (0, 28): 20, (20, 0): 30, (20, 28): 40}
     for (y, x), v in quads.items():
@@ -33,19 +37,24 @@ def test_tiles_land_in_reading_order_at_half_size():
 
 
 def test_seams_are_invalid_depth_on_both_sides():
-    out = mosaic([_flat(v) for v in (10, 20, 30, 40)], seam=3)
+    out = mosaic(_tiles((10, 20, 30, 40)), seam=3)
     assert not out.valid[17:23].any() and not out.valid[:, 25:31].any()
     assert out.valid[10, 10] and out.valid[30, 45]
     assert (out.depth[17:23] == 0).all()
 
 
+def test_without_depth_every_pixel_is_invalid():
+    out = mosaic(_tiles((10, 20, 30, 40)), keep_depth=False)
+    assert not out.valid.any() and not out.depth.any() and (out.rgb[5, 5] == 10).all()
+
+
 def test_odd_sizes_and_bad_tiles():
-    out = mosaic([_flat(v, 41, 57) for v in (1, 2, 3, 4)])
+    out = mosaic(_tiles((1, 2, 3, 4), 41, 57))
     assert out.shape == (41, 57)
     with pytest.raises(ValueError, match="4 tiles"):
-        mosaic([_flat(1)] * 3)
-    with pytest.raises(ValueError, match="one size"):
-        mosaic([_flat(1), _flat(2), _flat(3), _flat(4, 20, 20)])
+        mosaic(_tiles((1, 2, 3)))
+    with pytest.raises(ValueError, match="quadrants"):
+        mosaic([*_tiles((1, 2, 3)), _flat(4, 20, 20)])
 
 
 def test_labels_join():
@@ -63,6 +72,6 @@ def test_train_items_mosaic_is_reproducible_and_labels_every_tile():
     assert x["image"].shape == (3, 32, 48)
     own = torch.from_numpy(scenes[2].labels)
     assert bool((x["labels"] >= own).all())  # the item's own labels are kept
-    assert not x["valid"][0, 16].any()  # the horizontal seam
+    assert not x["valid"].any() and not x["depth"].any()  # a mosaic item carries no depth
     plain = TrainItems(scenes, (32, 48), AugmentConfig(mosaic=0.0), seed=5)[(2, 1)]
     assert torch.equal(plain["labels"], own)
