@@ -20,7 +20,7 @@ what it does (each phase prints a line with its time; logs in <out>/logs/):
              frames recorded/dropped, node latency), PNGs of the outputs
 
 examples:
-  deal demo                       # about 10 minutes on 2 CPU cores
+  deal demo                       # under 8 minutes on 2 CPU cores
   deal demo --quick --out /tmp/d  # the reduced CI form, 1-2 minutes
   deal demo --classes mug,can,bottle --frames 100 --steps 200 --keep
 """
