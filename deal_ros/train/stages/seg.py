@@ -88,7 +88,7 @@ def start_from_cam(net: SegNet, cam_run: Path | None, backbone: str) -> None:
     if path is None or not path.is_file():
         raise DealError(
             f"{where}: the pseudo labels name no CAM run with cam_net.safetensors "
-            f"({cam_run or 'no run in pseudo.yaml'})"
+            f"({cam_run or 'no run in pseudo.yaml'}); set model.init_from=pretrained"
         )
     cam_backbone = load_run(cam_run).config.model.backbone
     if cam_backbone != backbone:
