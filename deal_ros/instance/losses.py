@@ -102,6 +102,9 @@ def mask_losses(
         depth_gate=cfg.depth_gate,
         projection_bce_weight=cfg.projection_bce_weight,
         pairwise_outside=cfg.pairwise_outside,
+        outside_weight=cfg.outside_weight,
+        outside_norm=cfg.outside_norm,
+        projection_inside=cfg.projection_inside,
     )
     proj, pair, cons = terms["projection"], terms["pairwise"], terms["depth_consistency"]
     dloss = zero
@@ -112,6 +115,7 @@ def mask_losses(
     return {
         "proj": proj,
         "proj_bce": terms["projection_bce"],
+        "out": terms["outside"],
         "pair": pair,
         "cons": cons,
         "depth": dloss,

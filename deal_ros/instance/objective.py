@@ -32,7 +32,7 @@ from deal_ros.instance.mask_targets import (
 )
 from deal_ros.instance.targets import fcos_targets
 
-MASK_TERMS = ("proj", "proj_bce", "pair", "cons", "depth", "distill")
+MASK_TERMS = ("proj", "proj_bce", "out", "pair", "cons", "depth", "distill")
 TERMS = ("cls", "box", "ctr", *MASK_TERMS)
 
 
