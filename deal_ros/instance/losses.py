@@ -18,7 +18,8 @@ formed drives them to the trivial all-background solution (pairwise and consiste
 reach 0, the projection term stalls); see bench/bench_instance.py. The mask terms are
 computed on ``max_instances`` positive locations sampled at random (CondInst samples too).
 ``projection_inside`` (ours) projects each mask inside its box only for L_proj; with L_out it
-is the box preset's fix of issue 17's L-shaped masks (``deal_ros.losses.boxinst``).
+ends the L-shaped masks of issue 17 (``deal_ros.losses.boxinst``; off in the box preset, see
+bench/README.md).
 """
 
 from __future__ import annotations

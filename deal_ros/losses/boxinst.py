@@ -16,10 +16,11 @@ the depth consistency loss (depth_consistency.py).
 
 Options of ours, off by default (off = BoxInst as published): ``projection_inside`` (the
 projection of the mask inside its box only) with ``outside_box_loss`` (L_out, background BCE
-outside the box): the box constraint split in its two parts, on in the box preset, which ends
-the L-shaped masks of issue 17 (bench/README.md); ``projection_bce_loss``, a BCE on the
-projected logits that still pulls a saturated mask; the depth gate (``depth_step_gate`` in
-depth_consistency.py), which leaves colour pairs across a depth step out of L_pair; and
+outside the box): the box constraint split in its two parts, which ends the L-shaped masks
+of issue 17 on our check (off in the box preset too; bench/README.md);
+``projection_bce_loss``, a BCE on the projected logits that still pulls a saturated mask;
+the depth gate (``depth_step_gate`` in depth_consistency.py), which leaves colour pairs
+across a depth step out of L_pair; and
 ``pairwise_outside``, which counts the pairs outside the box too (w_ij = 1[S_ij >= 0.3]; see
 ``pairwise_color_loss``).
 """

@@ -269,8 +269,8 @@ def test_mask_loss_glue_pairwise_outside():
 
 def test_mask_loss_glue_in_box_projection_and_background_outside():
     """``loss.projection_inside`` and ``loss.outside_weight`` reach L_proj and L_out (logged
-    as "out"); the dataclass defaults are BoxInst's (off), the box preset has both on (issue
-    17: masks trained into an L just outside the box), and bad values are refused."""
+    as "out"); the dataclass defaults are BoxInst's (off), and so is the box preset's (issue 17:
+    on, they collapse the masks of short tiny runs; bench/README.md); bad values are refused."""
     from deal_ros.losses.boxinst import outside_box_loss, projection_loss
 
     g = torch.Generator().manual_seed(3)
@@ -293,11 +293,11 @@ def test_mask_loss_glue_in_box_projection_and_background_outside():
     paper = BoxLossConfig()
     assert paper.projection_inside is False and paper.outside_weight == 0.0
     preset = load_box_config("box", []).loss
-    assert preset.projection_inside is True and preset.outside_weight == 1.0
+    assert preset.projection_inside is False and preset.outside_weight == 0.0
     assert preset.outside_norm == "outside"
-    keys = ["loss.projection_inside=false", "loss.outside_weight=0"]
-    back = load_box_config("box", keys).loss
-    assert back.projection_inside is False and back.outside_weight == 0.0
+    keys = ["loss.projection_inside=true", "loss.outside_weight=1"]
+    on = load_box_config("box", keys).loss
+    assert on.projection_inside is True and on.outside_weight == 1.0
     with pytest.raises(DealError, match="outside_weight"):
         load_box_config("box", ["loss.outside_weight=-1"])
     with pytest.raises(DealError, match="outside_norm"):
