@@ -3,7 +3,7 @@ data, and the step-time cost of the depth terms, measured side by side in one ru
 
     python bench/bench_instance.py            # --quick: tiny, < 60 s, checks the plumbing
     python bench/bench_instance.py --full     # the ablation (about 20 min on 2 busy cores)
-    python bench/bench_instance.py --make-data DIR [--kind camouflage|flat]   # colour overlap
+    python bench/bench_instance.py --make-data DIR [--kind camouflage|plain|flat]
     python bench/bench_instance.py --mode overlap --data DIR [--trunks ...] [--recipe]
                                               # its ablation / the recipe (hours);
                                               # --steps 4: a smoke test (bench/instance_overlap.py)
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     o = p.add_argument_group("colour-overlap mode (bench/instance_overlap.py)")
     o.add_argument("--mode", choices=("scenes", "overlap"), default="scenes")
     o.add_argument("--make-data", metavar="DIR", help="write a colour-overlap COCO folder")
-    o.add_argument("--kind", choices=("camouflage", "flat"), default="camouflage")
+    o.add_argument("--kind", choices=("camouflage", "plain", "flat"), default="camouflage")
     o.add_argument("--data-seed", type=int, default=0, help="generator seed of --make-data")
     o.add_argument("--n", type=int, default=200, help="training scenes of --make-data")
     o.add_argument("--val", type=int, default=50, help="validation scenes of --make-data")

@@ -3,8 +3,10 @@ the objects from the background, and the depth terms must earn their place.
 
 Data: COCO folders written by ``make_data`` (``deal_ros.scene.coco_export``): ``camouflage``
 (:class:`~deal_ros.scene.camouflage.CamouflageGenerator`, the ray-cast rooms, objects wearing
-the table's or wall's texture) or ``flat`` (:class:`~deal_ros.scene.flat_scenes.
-FlatSceneGenerator`, a 2.5-D floor seen from above); 240 x 320 images, objects about 10-60 px.
+the table's or wall's texture), ``plain`` (the same rooms from the plain ``SceneGenerator``,
+objects in their own albedo: the easy case, where colour separates them) or ``flat``
+(:class:`~deal_ros.scene.flat_scenes.FlatSceneGenerator`, a 2.5-D floor seen from above);
+240 x 320 images, objects about 10-60 px.
 
 Ablation (``ablation``): the box preset (``deal_ros/train/configs/box.yaml``) as the method,
 with a lighter CondInst for CPU (frozen ImageNet MobileNetV2, 64-channel FPN and mask branch,
@@ -100,18 +102,21 @@ def make_data(kind: str, out: Path, seed: int, n: int = 200, val: int = 50) -> P
     from deal_ros.scene.coco_export import write_coco_split
 
     def generator(s: int):
+        opts = dict(classes=("mug", "box", "ball"), size=(240, 320), seed=s, zoom=1.1,
+                    difficulty=0.5, min_objects=2, max_objects=4)  # fmt: skip
         if kind == "camouflage":
             from deal_ros.scene.camouflage import CamouflageGenerator
 
-            return CamouflageGenerator(
-                classes=("mug", "box", "ball"), size=(240, 320), seed=s, zoom=1.1,
-                difficulty=0.5, min_objects=2, max_objects=4,
-            )  # fmt: skip
+            return CamouflageGenerator(**opts)
+        if kind == "plain":  # the same rooms, objects in their own albedo: colour separates
+            from deal_ros.scene.generator import SceneGenerator
+
+            return SceneGenerator(**opts)
         if kind == "flat":
             from deal_ros.scene.flat_scenes import FlatSceneGenerator
 
             return FlatSceneGenerator(size=(240, 320), seed=s)
-        raise SystemExit(f"--kind: expected camouflage or flat, got {kind!r}")
+        raise SystemExit(f"--kind: expected camouflage, plain or flat, got {kind!r}")
 
     g = generator(seed)
     write_coco_split((g.sample(i) for i in range(n)), out, "train", g.classes)

@@ -110,6 +110,9 @@ class BoxLossConfig:
     depth_slope_scale: float = 0.0  # > 0: pairs must also share the depth slope (our addition)
     depth_gate: bool = False  # True: colour pairs across a depth step leave L_pair (ours)
     pairwise_outside: bool = False  # True: L_pair counts colour pairs outside the box too (ours)
+    outside_weight: float = 0.0  # > 0: + background BCE outside the box, L_out (ours; 0 = BoxInst)
+    outside_norm: str = "outside"  # L_out's normaliser: outside (mean outside) | box (its area)
+    projection_inside: bool = False  # True: L_proj projects the mask inside the box only (ours)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
@@ -231,6 +234,10 @@ class BoxTrainConfig:
              f"loss.depth_slope_scale must be >= 0 (0 = off), got {lo.depth_slope_scale}"),
             (lo.projection_bce_weight >= 0,
              f"loss.projection_bce_weight must be >= 0 (0 = off), got {lo.projection_bce_weight}"),
+            (lo.outside_weight >= 0,
+             f"loss.outside_weight must be >= 0 (0 = off), got {lo.outside_weight}"),
+            (lo.outside_norm in ("box", "outside"),
+             f"loss.outside_norm: expected box or outside, got {lo.outside_norm!r}"),
             (lo.depth_norm in DEPTH_NORMS,
              f"loss.depth_norm: expected one of {', '.join(DEPTH_NORMS)}, got {lo.depth_norm!r}"),
             (lo.depth_target in DEPTH_TARGETS,

@@ -4,6 +4,7 @@
     L = w_cls L_focal + w_box L_giou + w_ctr L_ctr                       (FCOS, box labels)
       + w_proj L_proj + ramp(step) w_pair L_pair                         (BoxInst)
       + w_bce L_proj_bce                          (ours: a projection that never saturates)
+      + w_out L_out                      (ours: background outside the box, boxinst.py)
       + ramp(step - depth_consistency_start) w_cons L_cons              (Eq. 4)
       + w_depth L_depth                                                  (Eq. 2, DG-MaskHead)
       + gamma L_m_dice                                                   (Eq. 10, distillation)
@@ -16,6 +17,9 @@ paper is silent, and on our scenes a consistency term at full weight before the 
 formed drives them to the trivial all-background solution (pairwise and consistency terms
 reach 0, the projection term stalls); see bench/bench_instance.py. The mask terms are
 computed on ``max_instances`` positive locations sampled at random (CondInst samples too).
+``projection_inside`` (ours) projects each mask inside its box only for L_proj; with L_out it
+ends the L-shaped masks of issue 17 (``deal_ros.losses.boxinst``; off in the box preset, see
+bench/README.md).
 """
 
 from __future__ import annotations
@@ -102,6 +106,9 @@ def mask_losses(
         depth_gate=cfg.depth_gate,
         projection_bce_weight=cfg.projection_bce_weight,
         pairwise_outside=cfg.pairwise_outside,
+        outside_weight=cfg.outside_weight,
+        outside_norm=cfg.outside_norm,
+        projection_inside=cfg.projection_inside,
     )
     proj, pair, cons = terms["projection"], terms["pairwise"], terms["depth_consistency"]
     dloss = zero
@@ -112,6 +119,7 @@ def mask_losses(
     return {
         "proj": proj,
         "proj_bce": terms["projection_bce"],
+        "out": terms["outside"],
         "pair": pair,
         "cons": cons,
         "depth": dloss,

@@ -1,7 +1,7 @@
 """One training step's losses of the box method: the ``loss_fn`` of its engine ``Stage``.
 
     L = w_cls L_cls + w_box L_box + w_ctr L_ctr                      (FCOS, all locations)
-      + L_proj (+ L_proj_bce) + L_pair + L_cons + L_depth              (``losses.py``, sampled
+      + L_proj (+ L_proj_bce, L_out) + L_pair + L_cons + L_depth       (``losses.py``, sampled
       + L_distill (from ``distill.start`` on: EMA teacher pseudo masks) positive locations)
 
 The positive locations whose masks are scored are drawn (``loss.max_instances``) from the
@@ -32,7 +32,7 @@ from deal_ros.instance.mask_targets import (
 )
 from deal_ros.instance.targets import fcos_targets
 
-MASK_TERMS = ("proj", "proj_bce", "pair", "cons", "depth", "distill")
+MASK_TERMS = ("proj", "proj_bce", "out", "pair", "cons", "depth", "distill")
 TERMS = ("cls", "box", "ctr", *MASK_TERMS)
 
 

@@ -265,3 +265,40 @@ def test_mask_loss_glue_pairwise_outside():
     assert BoxLossConfig().pairwise_outside is False
     assert load_box_config("box", []).loss.pairwise_outside is False
     assert load_box_config("box", ["loss.pairwise_outside=true"]).loss.pairwise_outside is True
+
+
+def test_mask_loss_glue_in_box_projection_and_background_outside():
+    """``loss.projection_inside`` and ``loss.outside_weight`` reach L_proj and L_out (logged
+    as "out"); the dataclass defaults are BoxInst's (off), and so is the box preset's (issue 17:
+    on, they collapse the masks of short tiny runs; bench/README.md); bad values are refused."""
+    from deal_ros.losses.boxinst import outside_box_loss, projection_loss
+
+    g = torch.Generator().manual_seed(3)
+    n, h, w = 2, 8, 10
+    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
+    boxes = torch.zeros(n, 1, h, w, dtype=torch.float64)
+    boxes[:, :, 2:6, 3:8] = 1
+    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64)
+    base = {"pairwise_warmup": 0, "depth_weight": 0.0, "depth_consistency_weight": 0.0}
+    off = mask_losses(logits, None, boxes, lab, None, None, 5, BoxLossConfig(**base))
+    cfg = BoxLossConfig(**base, projection_inside=True, outside_weight=0.5)
+    on = mask_losses(logits, None, boxes, lab, None, None, 5, cfg)
+    probs = torch.sigmoid(logits)
+    assert on["proj"].item() == pytest.approx(projection_loss(probs, boxes, True).item(), 1e-12)
+    assert off["proj"].item() == pytest.approx(projection_loss(probs, boxes).item(), 1e-12)
+    out = outside_box_loss(logits, boxes, "outside")
+    assert on["out"].item() == pytest.approx(out.item(), rel=1e-12) and off["out"].item() == 0.0
+    extra = on["proj"] - off["proj"] + 0.5 * out
+    assert (on["mask_total"] - off["mask_total"]).item() == pytest.approx(extra.item(), rel=1e-9)
+    paper = BoxLossConfig()
+    assert paper.projection_inside is False and paper.outside_weight == 0.0
+    preset = load_box_config("box", []).loss
+    assert preset.projection_inside is False and preset.outside_weight == 0.0
+    assert preset.outside_norm == "outside"
+    keys = ["loss.projection_inside=true", "loss.outside_weight=1"]
+    on = load_box_config("box", keys).loss
+    assert on.projection_inside is True and on.outside_weight == 1.0
+    with pytest.raises(DealError, match="outside_weight"):
+        load_box_config("box", ["loss.outside_weight=-1"])
+    with pytest.raises(DealError, match="outside_norm"):
+        load_box_config("box", ["loss.outside_norm=area"])
