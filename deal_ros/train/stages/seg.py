@@ -32,7 +32,7 @@ from deal_ros.engine.checkpoints import checkpoint_path, load_checkpoint
 from deal_ros.engine.ddp import DistEnv
 from deal_ros.engine.device import resolve_device, seed_everything
 from deal_ros.engine.loop import FitResult, Trainer
-from deal_ros.engine.runfolder import prepare_run
+from deal_ros.engine.runfolder import prepare_run, read_yaml
 from deal_ros.engine.stage import Stage
 from deal_ros.errors import DealError
 from deal_ros.losses.registry import build_seg_loss
@@ -47,7 +47,6 @@ from deal_ros.train.data import (
     write_label_png,
 )
 from deal_ros.train.predict import seg_probs as seg_probs  # also its old home
-from deal_ros.train.run import load_run
 from deal_ros.train.stages.pseudo import PseudoLabels, refine, write_pseudo_yaml
 
 
@@ -90,7 +89,8 @@ def start_from_cam(net: SegNet, cam_run: Path | None, backbone: str) -> None:
             f"{where}: the pseudo labels name no CAM run with cam_net.safetensors "
             f"({cam_run or 'no run in pseudo.yaml'}); set model.init_from=pretrained"
         )
-    cam_backbone = load_run(cam_run).config.model.backbone
+    cam_config = read_yaml(Path(cam_run) / "config.yaml", f"{where}: CAM run config")
+    cam_backbone = (cam_config.get("model") or {}).get("backbone", "mobilenet_v2")
     if cam_backbone != backbone:
         raise DealError(
             f"{where}: the CAM run {cam_run} has backbone {cam_backbone}, not {backbone}"
