@@ -157,11 +157,12 @@ class TrainItems(torch.utils.data.Dataset):
             rgbd, labels = self.base(index)
             rgbd = centre_crop(rgbd, self.size)
         else:
-            seq = np.random.SeedSequence([self.seed, epoch, index])
-            rgbd, labels = self._augmented(index, seq)
-            pick = np.random.default_rng(seq.spawn(1)[0])
+            *streams, pick_seed = np.random.SeedSequence([self.seed, epoch, index]).spawn(4)
+            pick = np.random.default_rng(pick_seed)
             if a.mosaic > 0 and len(self) > 1 and pick.random() < a.mosaic:
                 rgbd, labels = self._mosaic(index, epoch, pick)
+            else:
+                rgbd, labels = self._augmented(index, streams)
         target = rgbd.mask if rgbd.mask is not None else np.full(self.size, IGNORE, np.uint8)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(rgbd.rgb)).permute(2, 0, 1).float()
@@ -176,14 +177,15 @@ class TrainItems(torch.utils.data.Dataset):
     def _augmented(
         self,
         index: int,
-        seq: np.random.SeedSequence,
+        streams: Sequence[np.random.SeedSequence],
         size: tuple[int, int] | None = None,
         shrink: float = 1.0,
     ) -> tuple[RGBD, np.ndarray]:
         """Sample ``index`` scaled (the scale range times ``shrink``), flipped, jittered and
-        cropped to ``size`` (default: the input size) with the streams of ``seq``."""
+        cropped to ``size`` (default: the input size); ``streams``: the seeds of the geometry,
+        the colour and the crop."""
         rgbd, labels = self.base(index)
-        geo, colour, crop_seed = seq.spawn(3)
+        geo, colour, crop_seed = streams
         a = self.augment
         lo, hi = a.scale[0] * shrink, a.scale[1] * shrink
         ops = [RandomScale((lo, hi))] if lo != 1 or hi != 1 else []
@@ -201,7 +203,9 @@ class TrainItems(torch.utils.data.Dataset):
         learns from whole frames), labels joined."""
         others = [int(j) for j in pick.integers(0, len(self), size=3)]
         tiles = [
-            self._augmented(j, np.random.SeedSequence([self.seed, epoch, index, k]), hw, 0.5)
+            self._augmented(
+                j, np.random.SeedSequence([self.seed, epoch, index, k]).spawn(3), hw, 0.5
+            )
             for k, (j, hw) in enumerate(zip([index, *others], quadrants(*self.size)))
         ]
         joined = mosaic([t[0] for t in tiles], keep_depth=False)
