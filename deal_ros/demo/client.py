@@ -115,10 +115,11 @@ class CameraControl:
             f"the demo camera to show '{class_name}'",
         )
 
-    def take_ended(self, class_name: str, frames: int) -> bool:
-        """Whether a ``once`` take of ``class_name`` has published all its ``frames``."""
+    def take_ended(self, class_name: str) -> bool:
+        """Whether a ``once`` take of ``class_name`` has published all its frames."""
         st = self.status
-        return st.get("showing") == class_name and int(st.get("take_published", 0)) >= frames
+        frames = int(st.get("take_frames", 0))
+        return st.get("showing") == class_name and 0 < frames <= int(st.get("take_published", 0))
 
 
 class RecorderControl:

@@ -99,7 +99,7 @@ def _episode(
             bar.update(n - bar.n)
             if n >= s.frames:
                 return True
-            if not ended_at and camera.take_ended(label, s.frames):
+            if not ended_at and camera.take_ended(label):
                 ended_at.append(time.monotonic())
             return bool(ended_at) and time.monotonic() - ended_at[0] > LATE_FRAMES_S
 

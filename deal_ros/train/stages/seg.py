@@ -154,7 +154,7 @@ def train_seg(
     classes = list(data.classes)
     cfg.model.num_classes = len(classes) + 1
     labels_run = labels.run
-    source = labels.run if labels.run and (labels.run / "cam_net.safetensors").is_file() else None
+    source = labels_run if labels_run and (labels_run / "cam_net.safetensors").is_file() else None
     beside = source is not None and not cfg.name and not cfg.run  # the CAM run folder
     # beside a CAM run's config.yaml (its folder, or run= naming a run that has one), else own
     into_run = bool(cfg.run) and (Path(cfg.run) / "config.yaml").is_file()
