@@ -242,16 +242,22 @@ def test_depth_aware_matching_picks_the_depth_consistent_mask():
     assert p2[1].sum() == 0 and s2[1] == 0 and s2[0] > 0.8
 
 
+def _two_masks_in_boxes(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random mask logits (2, 1, 8, 10), their boxes (rows 2-5, columns 3-7) and a random Lab
+    image, float64."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, 1, 8, 10, generator=g, dtype=torch.float64)
+    boxes = torch.zeros(2, 1, 8, 10, dtype=torch.float64)
+    boxes[:, :, 2:6, 3:8] = 1
+    lab = torch.rand(2, 3, 8, 10, generator=g, dtype=torch.float64)
+    return logits, boxes, lab
+
+
 def test_mask_loss_glue_pairwise_outside():
     """``loss.pairwise_outside`` reaches L_pair and L_cons; the dataclass default is the
     papers' (off), and so is the box preset's (issue 17: masks on the rim of the box)."""
-    g = torch.Generator().manual_seed(7)
-    n, h, w = 2, 8, 10
-    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
-    boxes = torch.zeros(n, 1, h, w, dtype=torch.float64)
-    boxes[:, :, 2:6, 3:8] = 1
-    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64)
-    depth = torch.ones(n, 1, h, w, dtype=torch.float64)
+    logits, boxes, lab = _two_masks_in_boxes(7)
+    depth = torch.ones_like(logits)
     base = {"pairwise_warmup": 0, "depth_scale": 0.05, "depth_weight": 0.0}
     off = mask_losses(logits, None, boxes, lab, depth, None, 5, BoxLossConfig(**base))
     cfg = BoxLossConfig(**base, pairwise_outside=True)
@@ -273,12 +279,7 @@ def test_mask_loss_glue_in_box_projection_and_background_outside():
     on, they collapse the masks of short tiny runs; bench/README.md); bad values are refused."""
     from deal_ros.losses.boxinst import outside_box_loss, projection_loss
 
-    g = torch.Generator().manual_seed(3)
-    n, h, w = 2, 8, 10
-    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
-    boxes = torch.zeros(n, 1, h, w, dtype=torch.float64)
-    boxes[:, :, 2:6, 3:8] = 1
-    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64)
+    logits, boxes, lab = _two_masks_in_boxes(3)
     base = {"pairwise_warmup": 0, "depth_weight": 0.0, "depth_consistency_weight": 0.0}
     off = mask_losses(logits, None, boxes, lab, None, None, 5, BoxLossConfig(**base))
     cfg = BoxLossConfig(**base, projection_inside=True, outside_weight=0.5)
