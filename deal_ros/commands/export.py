@@ -45,9 +45,11 @@ KEYS: dict[str, Key] = {
     "nms_threshold": Key("box runs: NMS IoU (default: the run's infer.nms_threshold)", float),
     "max_detections": Key("box runs: instances per image (default: the run's)", int),
     "mask_threshold": Key("box runs: mask probability (default: the run's)", float),
+    "box_margin": Key("box runs: masks zeroed outside their box widened by this many input "
+                      "pixels, -1 no crop (default: the run's infer.box_margin)", float),
 }  # fmt: skip
 SEMANTIC_ONLY = ("cam_threshold",)
-BOX_ONLY = ("topk", "nms_threshold", "max_detections", "mask_threshold")
+BOX_ONLY = ("topk", "nms_threshold", "max_detections", "mask_threshold", "box_margin")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +87,7 @@ def _export_box(opts: dict, settings: list[str]):
         nms_threshold=opts["nms_threshold"],
         max_detections=opts["max_detections"],
         mask_threshold=opts["mask_threshold"],
+        box_margin=opts["box_margin"],
         **_common(opts),
     )
 

@@ -6,15 +6,22 @@ exclusive x1, y1 (area = (x1 - x0) * (y1 - y0)).
 
     IoU(a, b) = |a ∩ b| / max(|a| + |b| - |a ∩ b|, 1e-9)
 
+``crop_to_box`` zeros a mask outside its (predicted) box, widened by ``margin`` pixels: the
+box head's extent bounds the instance, as in Mask R-CNN, where the mask is predicted inside its
+box only (CondInst predicts masks over the whole image; the crop is our choice, see
+``deal_ros.instance.config.InferConfig``).
+
 Greedy NMS: visit the boxes best score first (ties keep the input order); a box is kept when no
 kept box of the same class overlaps it with IoU > ``threshold``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-__all__ = ["box_iou_matrix", "nms"]
+__all__ = ["box_iou_matrix", "crop_to_box", "nms", "pixel_box"]
 
 
 def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -48,3 +55,28 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, threshold: f
             keep.append(i)
             alive &= ~over[i]
     return order[np.asarray(keep, dtype=np.int64)].astype(np.int64)
+
+
+def pixel_box(
+    box: Sequence[float], size: tuple[int, int], margin: float = 0.0
+) -> tuple[int, int, int, int]:
+    """Whole-pixel left, top, right, bottom (exclusive) around a float x0, y0, x1, y1 box
+    widened by ``margin`` on every side, inside an image of ``size`` (H, W); right >= left,
+    bottom >= top."""
+    h, w = size
+    left = int(np.clip(np.floor(box[0] - margin), 0, w))
+    top = int(np.clip(np.floor(box[1] - margin), 0, h))
+    right = int(np.clip(np.ceil(box[2] + margin), left, w))
+    bottom = int(np.clip(np.ceil(box[3] + margin), top, h))
+    return left, top, right, bottom
+
+
+def crop_to_box(mask, box, margin: float = 0.0):
+    """``mask`` (..., H, W), numpy or torch, set to 0 (False) outside ``box`` (x0, y0, x1, y1 in
+    the mask's pixels) widened by ``margin``, in place; returns ``mask``."""
+    x0, y0, x1, y1 = pixel_box(box, tuple(mask.shape[-2:]), margin)
+    mask[..., :y0, :] = 0
+    mask[..., y1:, :] = 0
+    mask[..., :, :x0] = 0
+    mask[..., :, x1:] = 0
+    return mask

@@ -124,6 +124,7 @@ def export_instance_model(
     nms_threshold: float = 0.6,
     max_detections: int = 100,
     mask_threshold: float = 0.5,
+    box_margin: float = -1.0,
     overlay_alpha: float = 0.55,
     parity_images: Sequence[np.ndarray] | None = None,
     parity_count: int = 4,
@@ -166,6 +167,7 @@ def export_instance_model(
         nms_threshold=float(nms_threshold),
         max_detections=int(max_detections),
         mask_threshold=float(mask_threshold),
+        box_margin=float(box_margin),
         overlay_alpha=float(overlay_alpha),
     )
     outputs: dict[str, dict[str, Any]] = {
@@ -244,6 +246,7 @@ def export_instance_run(
         "nms_threshold": cfg.infer.nms_threshold,
         "max_detections": cfg.infer.max_detections,
         "mask_threshold": cfg.infer.mask_threshold,
+        "box_margin": cfg.infer.box_margin,
         "training": {
             "run": str(run_path),
             "stage": "box",

@@ -94,7 +94,7 @@ INPUT_KEYS = ("name", "layout", "color", "height", "width", "dynamic_batch", "dy
 POSTPROCESS_KEYS = {
     "semantic": ("mask_source", "cam_threshold", "score_threshold", "overlay_alpha"),
     "instance": ("score_threshold", "nms_threshold", "max_detections", "mask_threshold",
-                 "overlay_alpha"),
+                 "box_margin", "overlay_alpha"),
 }  # fmt: skip
 INSTANCE_KEYS = ("topk", "mask_stride")
 
@@ -134,7 +134,9 @@ class InstanceSpec:
     """Instance post-processing (``deal_ros.infer.instances``): keep the graph's top-``topk``
     candidates with ``class_probs > score_threshold``, class-aware NMS at ``nms_threshold``,
     at most ``max_detections``; masks (at ``mask_stride``) upsampled and cut at
-    ``mask_threshold``; overlays tint with ``overlay_alpha``."""
+    ``mask_threshold``, then zeroed outside their box widened by ``box_margin`` input pixels
+    (-1: not cropped; ``deal_ros.instance.config.InferConfig``); overlays tint with
+    ``overlay_alpha``."""
 
     topk: int
     mask_stride: int = 4
@@ -142,6 +144,7 @@ class InstanceSpec:
     nms_threshold: float = 0.6
     max_detections: int = 100
     mask_threshold: float = 0.5
+    box_margin: float = -1.0
     overlay_alpha: float = 0.55
 
 
@@ -244,6 +247,7 @@ class Bundle:
                 "nms_threshold": float(i.nms_threshold),
                 "max_detections": int(i.max_detections),
                 "mask_threshold": float(i.mask_threshold),
+                "box_margin": float(i.box_margin),
                 "overlay_alpha": float(i.overlay_alpha),
             }
         return {
@@ -484,8 +488,21 @@ def _instance(data: Mapping[str, Any], r: _Reader) -> InstanceSpec:
             {"max_detections": post.get("max_detections", 100)}, "max_detections"
         ),
         mask_threshold=r.unit(post, "mask_threshold", 0.5),
+        box_margin=_box_margin(post, r),
         overlay_alpha=r.unit(post, "overlay_alpha", 0.55),
     )
+
+
+def _box_margin(post: Mapping[str, Any], r: _Reader) -> float:
+    """``postprocess.box_margin``: input pixels >= 0, or -1 (no crop; older bundles)."""
+    value = post.get("box_margin", -1.0)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value == -1 or 0 <= value < 1e4)
+    ):
+        raise r.fail(f"postprocess.box_margin must be -1 or a pixel count >= 0, got {value!r}")
+    return float(value)
 
 
 def _outputs(data: Mapping[str, Any], r: _Reader) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,8 @@ image: ``scores`` sqrt(p_cls p_ctr), ``classes`` 1..K, ``boxes`` in input pixels
             -> > mask_threshold   (resized only near cells above the threshold:
                                    ``deal_ros.infer.postprocess.threshold_on_image``)
     box   = unplace_boxes(box)
+    mask  = 0 outside box, widened by box_margin input pixels (if box_margin >= 0;
+            ``deal_ros.core.boxes.crop_to_box``)
 
 Upsampling and un-placing are the semantic path's own (``deal_ros.infer.postprocess``); only
 the kept instances' masks are upsampled.
@@ -24,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import deal_ros.infer.postprocess as post
-from deal_ros.core.boxes import nms
+from deal_ros.core.boxes import crop_to_box, nms, pixel_box
 from deal_ros.core.palette import default_palette
 from deal_ros.infer.bundle import InstanceSpec
 from deal_ros.infer.preprocess import Placement
@@ -107,8 +109,13 @@ def instances_from_outputs(
     for i, k in enumerate(keep):
         plane = raw["masks"][index, k]
         masks[i] = post.threshold_on_image(plane, input_size, where, spec.mask_threshold)
+    on_image = post.unplace_boxes(boxes[keep], where).reshape(-1, 4)
+    if spec.box_margin >= 0:
+        margin = spec.box_margin * w / max(where.width, 1)  # input pixels -> image pixels
+        for mask, box in zip(masks, on_image):
+            crop_to_box(mask, box, margin)
     return InstanceResult(
-        boxes=post.unplace_boxes(boxes[keep], where).reshape(-1, 4),
+        boxes=on_image,
         scores=scores[keep],
         classes=classes[keep],
         masks=masks,
@@ -135,17 +142,6 @@ def class_id_image(ids: np.ndarray, classes: np.ndarray) -> np.ndarray:
     n = min(len(classes), 255)
     lut[1 : n + 1] = np.asarray(classes[:n], dtype=np.uint8)
     return lut[ids]
-
-
-def pixel_box(box: Sequence[float], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Whole-pixel left, top, right, bottom (exclusive) around a float x0, y0, x1, y1 box,
-    inside an image of ``size`` (H, W); right >= left, bottom >= top."""
-    h, w = size
-    left = int(np.clip(np.floor(box[0]), 0, w))
-    top = int(np.clip(np.floor(box[1]), 0, h))
-    right = int(np.clip(np.ceil(box[2]), left, w))
-    bottom = int(np.clip(np.ceil(box[3]), top, h))
-    return left, top, right, bottom
 
 
 def gate_instances(result: InstanceResult, keep: np.ndarray) -> InstanceResult:

@@ -160,6 +160,11 @@ class InferConfig:
     pre_nms_topk: int = 1000
     max_detections: int = 100
     mask_threshold: float = 0.5
+    # ours (CondInst does not crop): each mask is zeroed outside its predicted box widened by
+    # box_margin input pixels (-1: no crop). Box supervision says nothing outside the box; a
+    # mask spilling past it there (issue 17: the pairwise term pulls a similar-coloured
+    # surround in) is an error the box head has already ruled out.
+    box_margin: float = -1.0
 
 
 @dataclass

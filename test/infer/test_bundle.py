@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -11,7 +12,7 @@ from deal_ros.errors import DealError
 from deal_ros.infer import BundleError, Runtime, read_bundle
 from deal_ros.infer.bundle import BUNDLE_FORMAT
 
-from deploy_fixtures import cam_bundle, copy_bundle
+from deploy_fixtures import cam_bundle, copy_bundle, scene_images
 
 
 @pytest.fixture
@@ -149,6 +150,36 @@ def test_an_instance_bundle_refuses_a_semantic_only_key(tmp_path):
     with pytest.raises(BundleError, match=r"unknown key 'instance\.topk_' \(did you mean "
                                           r"'instance\.topk'\?\)"):  # fmt: skip
         read_bundle(path)
+
+
+def test_an_instance_bundle_crops_masks_to_their_boxes_by_its_box_margin(tmp_path):
+    from deal_ros.core.boxes import pixel_box
+    from deal_ros.core.placement import placement
+
+    from instance_fixtures import box_bundle
+
+    path = copy_bundle(box_bundle().path, tmp_path / "box")
+    _edit(path, postprocess__box_margin="wide")
+    with pytest.raises(BundleError, match=r"box_margin must be -1 or a pixel count >= 0, got "
+                                          r"'wide'") as exc:  # fmt: skip
+        read_bundle(path)
+    assert "model.yaml" in _one_line(exc)
+    frame = scene_images(1, (90, 120), seed=5)[0]
+    _edit(path, postprocess__box_margin=-1)
+    whole = Runtime(path, threads=1, score_threshold=0.05).detect(frame)
+    _edit(path, postprocess__box_margin=1)
+    assert read_bundle(path).instance.box_margin == 1.0
+    cut = Runtime(path, threads=1, score_threshold=0.05).detect(frame)
+    assert len(cut) == len(whole) > 0
+    where = placement((90, 120), (64, 96), "pad")  # the bundle's fit: 90x120 -> 64x85
+    margin = 1 * 120 / where.width  # one input pixel, in image pixels
+    spilled = 0
+    for mask, uncut, box in zip(cut.masks, whole.masks, cut.boxes):
+        x0, y0, x1, y1 = pixel_box(box, mask.shape, margin)
+        assert mask.sum() == mask[y0:y1, x0:x1].sum()  # nothing outside the box
+        np.testing.assert_array_equal(mask[y0:y1, x0:x1], uncut[y0:y1, x0:x1])
+        spilled += int(uncut.sum() - uncut[y0:y1, x0:x1].sum())
+    assert spilled > 0  # the uncropped masks did reach past their boxes: the crop did work
 
 
 def test_invalid_yaml_names_the_line(bundle):
