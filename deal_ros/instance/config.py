@@ -113,6 +113,7 @@ class BoxLossConfig:
     outside_weight: float = 0.0  # > 0: + background BCE outside the box, L_out (ours; 0 = BoxInst)
     outside_norm: str = "outside"  # L_out's normaliser: outside (mean outside) | box (its area)
     projection_inside: bool = False  # True: L_proj projects the mask inside the box only (ours)
+    inside_projection_weight: float = 0.0  # > 0: + the in-box projection, BoxInst's kept (ours)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
@@ -237,6 +238,9 @@ class BoxTrainConfig:
              f"{lo.depth_scale}"),
             (lo.depth_slope_scale >= 0,
              f"loss.depth_slope_scale must be >= 0 (0 = off), got {lo.depth_slope_scale}"),
+            (lo.inside_projection_weight >= 0,
+             "loss.inside_projection_weight must be >= 0 (0 = off), got "
+             f"{lo.inside_projection_weight}"),
             (lo.projection_bce_weight >= 0,
              f"loss.projection_bce_weight must be >= 0 (0 = off), got {lo.projection_bce_weight}"),
             (lo.outside_weight >= 0,

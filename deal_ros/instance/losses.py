@@ -109,6 +109,7 @@ def mask_losses(
         outside_weight=cfg.outside_weight,
         outside_norm=cfg.outside_norm,
         projection_inside=cfg.projection_inside,
+        inside_projection_weight=cfg.inside_projection_weight,
     )
     proj, pair, cons = terms["projection"], terms["pairwise"], terms["depth_consistency"]
     dloss = zero

@@ -201,6 +201,7 @@ def boxinst_terms(
     outside_weight: float = 0.0,
     outside_norm: str = "outside",
     projection_inside: bool = False,
+    inside_projection_weight: float = 0.0,
     kernel_size: int = 3,
     dilation: int = 2,
 ) -> dict[str, torch.Tensor]:
@@ -219,7 +220,12 @@ def boxinst_terms(
     (S_d <= ``depth_tau``) out of L_pair (``depth_step_gate``). ``pairwise_outside`` (ours;
     False = the papers) counts the pairs outside the box too, in L_pair and L_cons (see
     ``pairwise_color_loss``). ``projection_inside`` (ours) projects the mask inside its box
-    only (``projection_loss``); ``outside_weight`` > 0 (ours) adds L_out
+    only (``projection_loss``); ``inside_projection_weight`` > 0 (ours) keeps BoxInst's
+    projection of the whole mask and adds that of the mask inside the box, with this weight:
+    the whole-mask one charges mass beside the box, the in-box one a box row or column left
+    empty (the "L" of issue 17: a line just outside the box meets the first alone, and with
+    the depth gate no colour pair across the object's outline binds it);
+    ``outside_weight`` > 0 (ours) adds L_out
     (``outside_box_loss`` with ``outside_norm``). Returns "projection",
     "projection_bce" (``projection_bce_loss``, 0 unless ``projection_bce_weight`` > 0),
     "outside" (0 unless ``outside_weight`` > 0),
@@ -229,7 +235,10 @@ def boxinst_terms(
     gate = None
     if use_depth and depth_gate:
         gate = depth_step_gate(depth, depth_tau, depth_scale, kernel_size, dilation)
-    proj = projection_loss(torch.sigmoid(mask_logits), box_masks, projection_inside)
+    probs = torch.sigmoid(mask_logits)
+    proj = projection_loss(probs, box_masks, projection_inside)
+    if inside_projection_weight > 0:
+        proj = proj + inside_projection_weight * projection_loss(probs, box_masks, inside=True)
     pair = pairwise_color_loss(
         mask_logits, lab, box_masks, color_threshold, kernel_size, dilation, gate,
         pairwise_outside,
@@ -291,6 +300,7 @@ class BoxInstLoss(nn.Module):
         outside_weight: float = 0.0,
         outside_norm: str = "outside",
         projection_inside: bool = False,
+        inside_projection_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.options = {
@@ -311,6 +321,7 @@ class BoxInstLoss(nn.Module):
             "outside_weight": float(outside_weight),
             "outside_norm": str(outside_norm),
             "projection_inside": bool(projection_inside),
+            "inside_projection_weight": float(inside_projection_weight),
         }
 
     def forward(self, mask_logits, box_masks, rgb, step: int = 0, depth=None) -> dict:

@@ -120,3 +120,21 @@ def test_in_box_projection_equals_boxinst_for_masks_inside_their_box():
     boxes = box.expand(3, -1, -1, -1)
     ours = projection_loss(probs, boxes, inside=True)
     assert ours.item() == pytest.approx(projection_loss(probs, boxes).item(), rel=1e-12)
+
+
+def test_both_projections_price_the_l_above_the_filled_box():
+    """``inside_projection_weight`` keeps BoxInst's whole-mask projection and adds the in-box
+    one: the L (box interior empty) costs the in-box term ~2, the filled box 0 either way."""
+    rgb, box = _scene()
+    rim, filled = logits_of(_rim_l(box)), logits_of(box)
+    both = BoxInstLoss(warmup_iters=1, inside_projection_weight=1.0)
+    paper = BoxInstLoss(warmup_iters=1)
+    for mask in (rim, filled):
+        whole = projection_loss(torch.sigmoid(mask), box)
+        inner = projection_loss(torch.sigmoid(mask), box, inside=True)
+        got = both(mask, box, rgb, step=1)["projection"].item()
+        assert got == pytest.approx(whole.item() + inner.item(), rel=1e-12)
+        assert paper(mask, box, rgb, step=1)["projection"].item() == pytest.approx(whole.item())
+    assert both(rim, box, rgb, step=1)["projection"].item() > 1.5  # the L is expensive
+    assert both(filled, box, rgb, step=1)["projection"].item() < 0.05
+    assert paper(rim, box, rgb, step=1)["projection"].item() < 0.5  # and nearly free without
