@@ -49,11 +49,12 @@ MATCHES = ("depth", "iou")
 class BoxModelConfig:
     """CondInst on a project backbone. Paper values where it has them (CondInst: 256-channel
     FPN, 4-conv towers, 8 mask channels, 8-channel dynamic layers); the defaults are smaller
-    (our choice, for CPU training); ``freeze_backbone`` keeps the ImageNet features fixed."""
+    (our choice, for CPU training); ``freeze_backbone`` keeps the ImageNet features fixed
+    ("auto": when pretrained weights are loaded; ``validate`` makes it a bool)."""
 
     backbone: str = "mobilenet_v2"
     pretrained: str | None = "imagenet"
-    freeze_backbone: bool = False
+    freeze_backbone: bool | str = False
     fpn_channels: int = 64
     head_convs: int = 2
     mask_branch_channels: int = 64
@@ -214,6 +215,8 @@ class BoxTrainConfig:
     def validate(self) -> BoxTrainConfig:
         """Cross-field checks; returns self."""
         m, lo, d = self.model, self.loss, self.distill
+        if m.freeze_backbone == "auto":  # frozen ImageNet features; random weights train
+            m.freeze_backbone = m.pretrained not in (None, "none")
         size = f"{self.input.height}x{self.input.width}"
         soi = m.sizes_of_interest
         raise_first([
@@ -226,6 +229,8 @@ class BoxTrainConfig:
              f"input.fit: expected one of {', '.join(FITS)}, got {self.input.fit!r}"),
             scale_range_check(self.augment.scale),
             (m.mask_stride in (4, 8), f"model.mask_stride: expected 4 or 8, got {m.mask_stride}"),
+            (isinstance(m.freeze_backbone, bool),
+             f"model.freeze_backbone: expected true, false or auto, got {m.freeze_backbone!r}"),
             (len(soi) == 2 and 0 < soi[0] < soi[1],
              f"model.sizes_of_interest: expected two increasing sizes (P3/P4, P4/P5), got {soi}"),
             (min(m.fpn_channels, m.mask_channels, m.dynamic_channels) >= 1 and m.head_convs >= 0,
