@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["box_iou_matrix", "crop_to_box", "nms", "pixel_box"]
+__all__ = ["box_iou_matrix", "crop_to_box", "crop_to_boxes", "nms", "pixel_box"]
 
 
 def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -80,3 +80,12 @@ def crop_to_box(mask, box, margin: float = 0.0):
     mask[..., :, :x0] = 0
     mask[..., :, x1:] = 0
     return mask
+
+
+def crop_to_boxes(masks: np.ndarray, boxes: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """:func:`crop_to_box` of each mask (n, H, W) with its box (n, 4), in place; returns
+    ``masks``. The torch path (``deal_ros.instance.evaluate.to_original``) and the runtime
+    (``deal_ros.infer.instances``) both call it on the image, after the placement is undone."""
+    for mask, box in zip(masks, boxes):
+        crop_to_box(mask, box, margin)
+    return masks

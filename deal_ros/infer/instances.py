@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import deal_ros.infer.postprocess as post
-from deal_ros.core.boxes import crop_to_box, nms, pixel_box
+from deal_ros.core.boxes import crop_to_boxes, nms, pixel_box
 from deal_ros.core.palette import default_palette
 from deal_ros.infer.bundle import InstanceSpec
 from deal_ros.infer.preprocess import Placement
@@ -112,8 +112,7 @@ def instances_from_outputs(
     on_image = post.unplace_boxes(boxes[keep], where).reshape(-1, 4)
     if spec.box_margin >= 0:
         margin = spec.box_margin * w / max(where.width, 1)  # input pixels -> image pixels
-        for mask, box in zip(masks, on_image):
-            crop_to_box(mask, box, margin)
+        crop_to_boxes(masks, on_image, margin)
     return InstanceResult(
         boxes=on_image,
         scores=scores[keep],

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deal_ros.core.boxes import crop_to_box
 from deal_ros.instance.config import BoxModelConfig, InferConfig
 from deal_ros.instance.dynamic_mask_head import DynamicMaskHead, grid_locations
 from deal_ros.instance.fcos_head import FCOSHead
@@ -183,9 +182,6 @@ class CondInst(nn.Module):
         probs = F.interpolate(
             torch.sigmoid(logits), size=(h, w), mode="bilinear", align_corners=False
         )[:, 0]
-        if infer.box_margin >= 0:
-            for i, box in enumerate(c.boxes[keep].tolist()):
-                crop_to_box(probs[i], box, infer.box_margin)
         if depth is not None:
             depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         return Instances(c.boxes[keep], c.scores[keep], c.classes[keep] + 1, probs, depth)

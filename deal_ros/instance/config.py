@@ -115,6 +115,7 @@ class BoxLossConfig:
     outside_norm: str = "outside"  # L_out's normaliser: outside (mean outside) | box (its area)
     projection_inside: bool = False  # True: L_proj projects the mask inside the box only (ours)
     inside_projection_weight: float = 0.0  # > 0: + the in-box projection, BoxInst's kept (ours)
+    depth_pairs: str = "all"  # L_cons pairs: all (the paper) | beyond_colour (those L_pair misses)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
@@ -243,6 +244,8 @@ class BoxTrainConfig:
              f"{lo.depth_scale}"),
             (lo.depth_slope_scale >= 0,
              f"loss.depth_slope_scale must be >= 0 (0 = off), got {lo.depth_slope_scale}"),
+            (lo.depth_pairs in ("all", "beyond_colour"),
+             f"loss.depth_pairs: expected all or beyond_colour, got {lo.depth_pairs!r}"),
             (lo.inside_projection_weight >= 0,
              "loss.inside_projection_weight must be >= 0 (0 = off), got "
              f"{lo.inside_projection_weight}"),

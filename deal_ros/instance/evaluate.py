@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deal_ros.core.boxes import crop_to_boxes
 from deal_ros.core.placement import Placement, placement
 from deal_ros.eval.coco import AP_KEYS as AP_KEYS  # its old home
 from deal_ros.eval.coco import coco_ap
@@ -43,10 +44,13 @@ def to_original(
     out_hw: tuple[int, int],
     fit: str,
     mask_threshold: float = 0.5,
+    box_margin: float = -1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(masks (n,h,w) bool, boxes (n,4)) at the sample's size ``out_hw``: the input's
     placement undone (``deal_ros.core.placement``), masks resized bilinearly in torch (the
-    torch-free twin is ``deal_ros.infer.postprocess.unplace``), boxes by ``unplace_boxes``."""
+    torch-free twin is ``deal_ros.infer.postprocess.unplace``), boxes by ``unplace_boxes``;
+    with ``box_margin`` >= 0 each mask is then zeroed outside its box widened by that many
+    input pixels (``deal_ros.core.boxes.crop_to_box``, as ``deal_ros.infer.instances`` does)."""
     h, w = out_hw
     if len(inst) == 0:
         return np.zeros((0, h, w), bool), np.zeros((0, 4), np.float32)
@@ -57,7 +61,11 @@ def to_original(
             :, 0
         ]
     boxes = unplace_boxes(inst.boxes.cpu().numpy(), where)
-    return (probs > mask_threshold).cpu().numpy(), boxes
+    masks = (probs > mask_threshold).cpu().numpy()
+    if box_margin >= 0:
+        margin = box_margin * w / max(where.width, 1)  # input pixels -> image pixels
+        crop_to_boxes(masks, boxes, margin)
+    return masks, boxes
 
 
 def _on_image(probs: torch.Tensor, where: Placement) -> torch.Tensor:
@@ -107,7 +115,12 @@ def score_instances(
     for i, sample, inst in predicted:
         gts.append(instance_ground_truth(dataset, i, sample))
         masks, boxes = to_original(
-            inst, in_hw, sample.rgb.shape[:2], cfg.input.fit, cfg.infer.mask_threshold
+            inst,
+            in_hw,
+            sample.rgb.shape[:2],
+            cfg.input.fit,
+            cfg.infer.mask_threshold,
+            cfg.infer.box_margin,
         )
         preds.append((masks, boxes, inst.scores.cpu().numpy(), inst.classes.cpu().numpy()))
     return coco_ap(gts, preds, len(dataset.classes))
@@ -127,7 +140,12 @@ def write_overlays(
     paths = []
     for i, sample, inst in predict_dataset(model, dataset, cfg, device, n):
         masks, boxes = to_original(
-            inst, in_hw, sample.rgb.shape[:2], cfg.input.fit, cfg.infer.mask_threshold
+            inst,
+            in_hw,
+            sample.rgb.shape[:2],
+            cfg.input.fit,
+            cfg.infer.mask_threshold,
+            cfg.infer.box_margin,
         )
         keep = (inst.scores >= min_score).cpu().numpy()
         img = draw_instances(

@@ -110,6 +110,7 @@ def mask_losses(
         outside_norm=cfg.outside_norm,
         projection_inside=cfg.projection_inside,
         inside_projection_weight=cfg.inside_projection_weight,
+        depth_pairs=cfg.depth_pairs,
     )
     proj, pair, cons = terms["projection"], terms["pairwise"], terms["depth_consistency"]
     dloss = zero

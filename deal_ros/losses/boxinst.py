@@ -179,6 +179,16 @@ def pairwise_color_loss(
     return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
 
 
+def _colour_pairs(lab, box_masks, threshold, kernel_size, dilation, gate, outside):
+    """The pairs L_pair counts, (N or 1,K*K-1,H,W) bool, and their number over the boxes."""
+    pairs = color_similarity(lab, kernel_size, dilation) >= threshold
+    if gate is not None:
+        pairs = pairs & gate.bool()
+    b = as_instance_maps("box_masks", box_masks).to(lab.dtype)
+    count = (pairs.to(b.dtype) * (torch.ones_like(b) if outside else b)).sum()
+    return pairs, count
+
+
 def boxinst_terms(
     mask_logits: torch.Tensor,
     box_masks: torch.Tensor,
@@ -202,6 +212,7 @@ def boxinst_terms(
     outside_norm: str = "outside",
     projection_inside: bool = False,
     inside_projection_weight: float = 0.0,
+    depth_pairs: str = "all",
     kernel_size: int = 3,
     dilation: int = 2,
 ) -> dict[str, torch.Tensor]:
@@ -225,6 +236,10 @@ def boxinst_terms(
     the whole-mask one charges mass beside the box, the in-box one a box row or column left
     empty (the "L" of issue 17: a line just outside the box meets the first alone, and with
     the depth gate no colour pair across the object's outline binds it);
+    ``depth_pairs="beyond_colour"`` (ours; "all" = the paper) joins in L_cons only the
+    depth-consistent pairs that L_pair does not count (colours apart), normalised by the
+    pairs either term counts: where colour already joins a pair (camouflage: nearly every
+    pair), the paper's L_cons counts it a second time, doubling the pull to a uniform mask.
     ``outside_weight`` > 0 (ours) adds L_out
     (``outside_box_loss`` with ``outside_norm``). Returns "projection",
     "projection_bce" (``projection_bce_loss``, 0 unless ``projection_bce_weight`` > 0),
@@ -254,6 +269,13 @@ def boxinst_terms(
         total = total + outside_weight * out
     cons = mask_logits.sum() * 0.0
     if use_depth:
+        exclude, counted = None, 0.0
+        if depth_pairs == "beyond_colour":
+            exclude, counted = _colour_pairs(
+                lab, box_masks, color_threshold, kernel_size, dilation, gate, pairwise_outside
+            )
+        elif depth_pairs != "all":
+            raise ValueError(f"depth_pairs: expected all or beyond_colour, got {depth_pairs!r}")
         cons = depth_consistency_loss(
             mask_logits,
             depth,
@@ -264,6 +286,8 @@ def boxinst_terms(
             dilation,
             slope_scale=slope_scale,
             outside=pairwise_outside,
+            exclude=exclude,
+            extra_count=counted,
         )
         total = total + linear_warmup(step - depth_start, warmup_iters) * depth_weight * cons
     return {
@@ -301,6 +325,7 @@ class BoxInstLoss(nn.Module):
         outside_norm: str = "outside",
         projection_inside: bool = False,
         inside_projection_weight: float = 0.0,
+        depth_pairs: str = "all",
     ) -> None:
         super().__init__()
         self.options = {
@@ -322,6 +347,7 @@ class BoxInstLoss(nn.Module):
             "outside_norm": str(outside_norm),
             "projection_inside": bool(projection_inside),
             "inside_projection_weight": float(inside_projection_weight),
+            "depth_pairs": str(depth_pairs),
         }
 
     def forward(self, mask_logits, box_masks, rgb, step: int = 0, depth=None) -> dict:

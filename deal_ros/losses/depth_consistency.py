@@ -43,7 +43,7 @@ import torch
 
 from ._checks import as_instance_maps
 from .neighbours import inside, neighbours
-from .pairwise import pairwise_affinity_loss
+from .pairwise import log_same_prob, pairwise_affinity_loss
 
 
 def depth_similarity(
@@ -146,14 +146,25 @@ def depth_consistency_loss(
     dilation: int = 2,
     slope_scale: float = 0.0,
     outside: bool = False,
+    exclude: torch.Tensor | None = None,
+    extra_count: torch.Tensor | float = 0.0,
 ) -> torch.Tensor:
     """L_cons for instance mask logits (N,1,H,W), depth (N or 1,1,H,W), box masks (N,1,H,W).
     ``outside``: the consistent pairs of the whole map, centres outside the box too (our
-    addition, False = the paper's centres in the box; see ``boxinst.pairwise_color_loss``)."""
+    addition, False = the paper's centres in the box; see ``boxinst.pairwise_color_loss``).
+    ``exclude`` (N or 1,K*K-1,H,W) bool: pairs left out (the colour term's own, for
+    ``depth_pairs="beyond_colour"`` of ``boxinst_terms``); ``extra_count`` is added to the
+    normaliser (the colour term's pair count there: one mean over the pairs either cue joins).
+    """
     sel = consistent_pairs(depth, tau, depth_scale, slope_scale, kernel_size, dilation)
     b = as_instance_maps("box_masks", box_masks).to(mask_logits.dtype)
     weights = sel.to(b.dtype) * (torch.ones_like(b) if outside else b)
-    return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
+    if exclude is None and not extra_count:
+        return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
+    if exclude is not None:
+        weights = weights * (~exclude).to(weights.dtype)
+    logp = log_same_prob(mask_logits, kernel_size, dilation)
+    return -(logp * weights).sum() / (weights.sum() + extra_count).clamp_min(1.0)
 
 
 def depth_consistency_score(

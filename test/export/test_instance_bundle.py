@@ -72,7 +72,9 @@ def _torch_instances(model, rgb, infer, fit="pad"):
     fitted = fit_sample(Sample(rgb=rgb, labels=np.zeros(0, np.float32)), INPUT_SIZE, fit).rgb
     x = torch.from_numpy(np.ascontiguousarray(fitted)).permute(2, 0, 1)[None].float() / 255
     inst = model.predict(x, infer)[0]
-    masks, boxes = to_original(inst, INPUT_SIZE, rgb.shape[:2], fit, infer.mask_threshold)
+    masks, boxes = to_original(
+        inst, INPUT_SIZE, rgb.shape[:2], fit, infer.mask_threshold, infer.box_margin
+    )
     return fitted, inst, masks, boxes
 
 
@@ -87,9 +89,12 @@ def test_onnx_runtime_instances_equal_condinst_predict(threshold):
     from deal_ros.instance.config import InferConfig
 
     bb = box_bundle()
-    _, _, model = load_box_run(bb.run)
+    cfg, _, model = load_box_run(bb.run)
     rt = Runtime(bb.path, threads=1, score_threshold=threshold)
-    infer = InferConfig(score_threshold=threshold, pre_nms_topk=1000)
+    assert rt.instance.box_margin == cfg.infer.box_margin  # the run's crop rides in the bundle
+    infer = InferConfig(
+        score_threshold=threshold, pre_nms_topk=1000, box_margin=cfg.infer.box_margin
+    )
     frames = scene_images(2, INPUT_SIZE, seed=31) + scene_images(2, (90, 120), seed=32)
     total = 0
     for rgb in frames:

@@ -104,3 +104,21 @@ def test_masks_off_by_a_letterbox_shift_lose_ap(coco_dir):
     good = score_instances(ds, cfg, _perfect(ds, cfg))["segm"]["AP"]
     off = score_instances(ds, cfg, _perfect(ds, cfg, shift=12))["segm"]["AP"]
     assert off < 0.5 * good
+
+
+def test_to_original_crops_each_mask_to_its_box_on_the_image():
+    """``box_margin`` >= 0: a mask spilling past its box is cut there, on the image (after the
+    letterbox is undone, as the runtime does), widened by the margin in input pixels."""
+    from deal_ros.core.boxes import pixel_box
+    from deal_ros.instance.evaluate import to_original
+
+    masks = torch.ones(1, 64, 96)  # everywhere: a mask that ignores its box
+    box = torch.tensor([[20.0, 10.0, 50.0, 40.0]])  # input pixels
+    inst = Instances(box, torch.tensor([0.9]), torch.tensor([1]), masks)
+    whole, boxes = to_original(inst, (64, 96), (90, 120), "pad")
+    cut, same = to_original(inst, (64, 96), (90, 120), "pad", box_margin=2)
+    np.testing.assert_array_equal(boxes, same)
+    assert whole[0].all()  # -1 (the default): no crop
+    margin = 2 * 120 / 85  # the 90x120 image is 64x85 inside the 64x96 input
+    x0, y0, x1, y1 = pixel_box(boxes[0], (90, 120), margin)
+    assert cut[0, y0:y1, x0:x1].all() and cut[0].sum() == (y1 - y0) * (x1 - x0)

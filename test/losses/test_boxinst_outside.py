@@ -138,3 +138,30 @@ def test_both_projections_price_the_l_above_the_filled_box():
     assert both(rim, box, rgb, step=1)["projection"].item() > 1.5  # the L is expensive
     assert both(filled, box, rgb, step=1)["projection"].item() < 0.05
     assert paper(rim, box, rgb, step=1)["projection"].item() < 0.5  # and nearly free without
+
+
+def test_depth_pairs_beyond_colour_count_each_pair_once():
+    """``depth_pairs="beyond_colour"``: L_cons joins only the pairs L_pair leaves out. One
+    colour everywhere: colour joins every pair, L_cons has none left; colours all apart: it
+    has them all, as the paper's L_cons; half and half: its pairs share one normaliser."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 1, H, W, generator=g, dtype=torch.float64)
+    _, box = _scene()
+    boxes = box.expand(2, -1, -1, -1)
+    depth = torch.ones(1, 1, H, W, dtype=torch.float64)  # flat: every pair depth-consistent
+    flat = torch.full((1, 3, H, W), 0.4, dtype=torch.float64)
+    noisy = torch.rand(1, 3, H, W, generator=g, dtype=torch.float64) * 40  # L*a*b* far apart
+    kw = dict(step=1, depth=depth, warmup_iters=1)
+    for lab, cons_left in ((flat, False), (noisy, True)):
+        paper = boxinst_terms(logits, boxes, lab, **kw)
+        ours = boxinst_terms(logits, boxes, lab, depth_pairs="beyond_colour", **kw)
+        assert ours["pairwise"].item() == pytest.approx(paper["pairwise"].item(), rel=1e-12)
+        if cons_left:
+            assert ours["depth_consistency"].item() == pytest.approx(
+                paper["depth_consistency"].item(), rel=1e-9
+            )
+        else:
+            assert ours["depth_consistency"].item() == 0.0
+            assert paper["depth_consistency"].item() > 0.1  # the paper counts them twice
+    with pytest.raises(ValueError, match="depth_pairs"):
+        boxinst_terms(logits, boxes, flat, depth_pairs="some", **kw)
