@@ -8,10 +8,9 @@ objects in their own albedo: the easy case, where colour separates them) or ``fl
 (:class:`~deal_ros.scene.flat_scenes.FlatSceneGenerator`, a 2.5-D floor seen from above);
 240 x 320 images, objects about 10-60 px.
 
-Ablation (``ablation``): the box preset (``deal_ros/train/configs/box.yaml``) as the method,
-with a lighter CondInst for CPU (frozen ImageNet MobileNetV2, 64-channel FPN and mask branch,
-2-conv towers: about 2.7x cheaper per step than the preset's), input 192 x 256, 150 steps of
-8 images, one torch thread, no loader worker. Each *trunk* trains to ``distill.start``; its
+Ablation (``ablation``): the box preset (``deal_ros/train/configs/box.yaml``: its CPU-sized
+CondInst on frozen ImageNet MobileNetV2) as the method, input 192 x 256, 150 steps of 8
+images, one torch thread, no loader worker. Each *trunk* trains to ``distill.start``; its
 rows finish from that very state with or without self-distillation (so a distillation row
 differs from its trunk row by the distillation alone).
 
@@ -44,12 +43,6 @@ from deal_ros.instance.train import BoxTrainer, build_model, distill_start
 
 SIZE = (192, 256)
 STEPS = 150
-LIGHT = [
-    "model.fpn_channels=64",
-    "model.head_convs=2",
-    "model.mask_branch_channels=64",
-    "model.mask_branch_convs=2",
-]
 BASE = ["loss.depth_consistency_weight=0", "loss.depth_weight=0", "model.depth_guided=false"]
 NO_DISTILL = None
 # trunk: (overrides on the preset, {row: distillation overrides, or None for no distillation})
@@ -67,6 +60,7 @@ TRUNKS: dict[str, tuple[list[str], dict[str, list[str] | None]]] = {
             *BASE,
             "loss.depth_consistency_weight=1",
             "loss.depth_gate=false",
+            "loss.depth_pairs=all",
             "loss.depth_slope_scale=0",
         ],
         {"+L_cons (paper: S_d only)": NO_DISTILL},
@@ -127,7 +121,7 @@ def make_data(kind: str, out: Path, seed: int, n: int = 200, val: int = 50) -> P
 
 # ------------------------------------------------------------------ in-process ablation
 def config(data: Path, seed: int, variant: list[str], steps: int = STEPS):
-    frozen = _has_imagenet()
+    pretrained = _has_imagenet()
     return load_box_config(
         "box",
         [
@@ -138,9 +132,8 @@ def config(data: Path, seed: int, variant: list[str], steps: int = STEPS):
             f"seed={seed}",
             f"train.max_steps={steps}",
             "train.num_workers=0",
-            f"model.pretrained={'imagenet' if frozen else 'none'}",
-            f"model.freeze_backbone={'true' if frozen else 'false'}",
-            *LIGHT,
+            f"model.pretrained={'imagenet' if pretrained else 'none'}",
+            "model.freeze_backbone=auto",
             "device=cpu",
             "cpu_threads=1",
             *variant,

@@ -22,7 +22,13 @@ of issue 17 on our check (off in the box preset too; bench/README.md);
 the depth gate (``depth_step_gate`` in depth_consistency.py), which leaves colour pairs
 across a depth step out of L_pair; and
 ``pairwise_outside``, which counts the pairs outside the box too (w_ij = 1[S_ij >= 0.3]; see
-``pairwise_color_loss``).
+``pairwise_color_loss``);
+``inside_projection_weight``, BoxInst's whole-mask projection plus the in-box one; and
+``depth_pairs="beyond_colour"`` (on in the box preset), which joins in L_cons only the
+depth-consistent pairs L_pair does not count, normalised over the pairs either term counts:
+
+    L_cons' = -(1 / (sum w + sum v)) sum_ij v_ij log P(y_ij = 1),
+    v_ij = 1[S_d,ij > tau_d] (1 - 1[S_ij >= 0.3]) b_i                (w_ij: L_pair's weights)
 """
 
 from __future__ import annotations
