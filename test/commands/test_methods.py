@@ -68,8 +68,14 @@ def test_ctrl_c_writes_a_checkpoint_that_resumes(method, tmp_path):
     tr = make(tmp_path)
     engine = tr if method == "cam" else tr.engine
     engine.register_hooks([CtrlC(at=3)])
-    with pytest.raises(KeyboardInterrupt):
-        tr.fit()
+    # a shell that starts a job in the background (nohup cmd &) leaves SIGINT ignored, and
+    # Python then raises nothing for it: Ctrl-C is what a foreground run gets, so set that up
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tr.fit()
+    finally:
+        signal.signal(signal.SIGINT, before)
     state = load_checkpoint(checkpoint_path(tmp_path, stage), stage)
     assert state["step"] == 3 and engine.outcome == "interrupted"
     if method == "box":
