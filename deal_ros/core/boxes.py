@@ -82,10 +82,16 @@ def crop_to_box(mask, box, margin: float = 0.0):
     return mask
 
 
-def crop_to_boxes(masks: np.ndarray, boxes: np.ndarray, margin: float = 0.0) -> np.ndarray:
-    """:func:`crop_to_box` of each mask (n, H, W) with its box (n, 4), in place; returns
-    ``masks``. The torch path (``deal_ros.instance.evaluate.to_original``) and the runtime
-    (``deal_ros.infer.instances``) both call it on the image, after the placement is undone."""
+def crop_to_boxes(
+    masks: np.ndarray, boxes: np.ndarray, margin: float = 0.0, scale: float = 1.0
+) -> np.ndarray:
+    """:func:`crop_to_box` of each mask (n, H, W) with its box (n, 4), widened by ``margin``
+    times ``scale`` pixels (a margin in network-input pixels times image pixels per input
+    pixel), in place; ``margin`` < 0 crops nothing. Returns ``masks``. The torch path
+    (``deal_ros.instance.evaluate.to_original``) and the runtime (``deal_ros.infer.instances``)
+    both call it on the image, after the placement is undone."""
+    if margin < 0:
+        return masks
     for mask, box in zip(masks, boxes):
-        crop_to_box(mask, box, margin)
+        crop_to_box(mask, box, margin * scale)
     return masks

@@ -110,9 +110,7 @@ def instances_from_outputs(
         plane = raw["masks"][index, k]
         masks[i] = post.threshold_on_image(plane, input_size, where, spec.mask_threshold)
     on_image = post.unplace_boxes(boxes[keep], where).reshape(-1, 4)
-    if spec.box_margin >= 0:
-        margin = spec.box_margin * w / max(where.width, 1)  # input pixels -> image pixels
-        crop_to_boxes(masks, on_image, margin)
+    crop_to_boxes(masks, on_image, spec.box_margin, w / max(where.width, 1))
     return InstanceResult(
         boxes=on_image,
         scores=scores[keep],

@@ -62,10 +62,17 @@ def to_original(
         ]
     boxes = unplace_boxes(inst.boxes.cpu().numpy(), where)
     masks = (probs > mask_threshold).cpu().numpy()
-    if box_margin >= 0:
-        margin = box_margin * w / max(where.width, 1)  # input pixels -> image pixels
-        crop_to_boxes(masks, boxes, margin)
-    return masks, boxes
+    return crop_to_boxes(masks, boxes, box_margin, w / max(where.width, 1)), boxes
+
+
+def _on_sample(inst: Instances, sample, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`to_original` of ``inst`` (at the run's input) onto ``sample``, with the run's
+    fit, mask threshold and box margin."""
+    in_hw = (cfg.input.height, cfg.input.width)
+    i = cfg.infer
+    return to_original(
+        inst, in_hw, sample.rgb.shape[:2], cfg.input.fit, i.mask_threshold, i.box_margin
+    )
 
 
 def _on_image(probs: torch.Tensor, where: Placement) -> torch.Tensor:
@@ -111,17 +118,9 @@ def score_instances(
     dataset's instance ground truth: the scoring half of :func:`evaluate_model` (the masks
     mapped back by :func:`to_original`), so known predictions can be scored the same way."""
     gts, preds = [], []
-    in_hw = (cfg.input.height, cfg.input.width)
     for i, sample, inst in predicted:
         gts.append(instance_ground_truth(dataset, i, sample))
-        masks, boxes = to_original(
-            inst,
-            in_hw,
-            sample.rgb.shape[:2],
-            cfg.input.fit,
-            cfg.infer.mask_threshold,
-            cfg.infer.box_margin,
-        )
+        masks, boxes = _on_sample(inst, sample, cfg)
         preds.append((masks, boxes, inst.scores.cpu().numpy(), inst.classes.cpu().numpy()))
     return coco_ap(gts, preds, len(dataset.classes))
 
@@ -136,17 +135,9 @@ def write_overlays(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    in_hw = (cfg.input.height, cfg.input.width)
     paths = []
     for i, sample, inst in predict_dataset(model, dataset, cfg, device, n):
-        masks, boxes = to_original(
-            inst,
-            in_hw,
-            sample.rgb.shape[:2],
-            cfg.input.fit,
-            cfg.infer.mask_threshold,
-            cfg.infer.box_margin,
-        )
+        masks, boxes = _on_sample(inst, sample, cfg)
         keep = (inst.scores >= min_score).cpu().numpy()
         img = draw_instances(
             sample.rgb,

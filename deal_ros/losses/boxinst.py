@@ -50,6 +50,7 @@ __all__ = [
     "BoxInstLoss",
     "boxinst_terms",
     "color_similarity",
+    "colour_pair_weights",
     "linear_warmup",
     "log_same_prob",
     "outside_box_loss",
@@ -177,22 +178,26 @@ def pairwise_color_loss(
     passes it to the rim only). Short CPU runs settle there: boxes right, masks of IoU 0.
     Outside the box the mask is background, so the extra pairs cost nothing at the answer.
     """
+    weights = colour_pair_weights(lab, box_masks, threshold, kernel_size, dilation, gate, outside)
+    return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
+
+
+def colour_pair_weights(
+    lab: torch.Tensor,
+    box_masks: torch.Tensor,
+    threshold: float = 0.3,
+    kernel_size: int = 3,
+    dilation: int = 2,
+    gate: torch.Tensor | None = None,
+    outside: bool = False,
+) -> torch.Tensor:
+    """The weights w_ij of ``pairwise_color_loss`` (its arguments), (N,K*K-1,H,W)."""
     sim = color_similarity(lab, kernel_size, dilation)
     b = as_instance_maps("box_masks", box_masks).to(sim.dtype)
     weights = (sim >= threshold).to(sim.dtype) * (torch.ones_like(b) if outside else b)
     if gate is not None:
         weights = weights * gate.to(weights.dtype)
-    return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
-
-
-def _colour_pairs(lab, box_masks, threshold, kernel_size, dilation, gate, outside):
-    """The pairs L_pair counts, (N or 1,K*K-1,H,W) bool, and their number over the boxes."""
-    pairs = color_similarity(lab, kernel_size, dilation) >= threshold
-    if gate is not None:
-        pairs = pairs & gate.bool()
-    b = as_instance_maps("box_masks", box_masks).to(lab.dtype)
-    count = (pairs.to(b.dtype) * (torch.ones_like(b) if outside else b)).sum()
-    return pairs, count
+    return weights
 
 
 def boxinst_terms(
@@ -260,10 +265,10 @@ def boxinst_terms(
     proj = projection_loss(probs, box_masks, projection_inside)
     if inside_projection_weight > 0:
         proj = proj + inside_projection_weight * projection_loss(probs, box_masks, inside=True)
-    pair = pairwise_color_loss(
-        mask_logits, lab, box_masks, color_threshold, kernel_size, dilation, gate,
-        pairwise_outside,
-    )  # fmt: skip
+    colour = colour_pair_weights(
+        lab, box_masks, color_threshold, kernel_size, dilation, gate, pairwise_outside
+    )
+    pair = pairwise_affinity_loss(mask_logits, colour, kernel_size, dilation)
     total = projection_weight * proj + linear_warmup(step, warmup_iters) * pairwise_weight * pair
     proj_bce = mask_logits.sum() * 0.0
     if projection_bce_weight > 0:
@@ -276,10 +281,8 @@ def boxinst_terms(
     cons = mask_logits.sum() * 0.0
     if use_depth:
         exclude, counted = None, 0.0
-        if depth_pairs == "beyond_colour":
-            exclude, counted = _colour_pairs(
-                lab, box_masks, color_threshold, kernel_size, dilation, gate, pairwise_outside
-            )
+        if depth_pairs == "beyond_colour":  # L_cons and L_pair share one normaliser
+            exclude, counted = colour > 0, colour.sum()
         elif depth_pairs != "all":
             raise ValueError(f"depth_pairs: expected all or beyond_colour, got {depth_pairs!r}")
         cons = depth_consistency_loss(

@@ -43,7 +43,7 @@ import torch
 
 from ._checks import as_instance_maps
 from .neighbours import inside, neighbours
-from .pairwise import log_same_prob, pairwise_affinity_loss
+from .pairwise import pairwise_affinity_loss
 
 
 def depth_similarity(
@@ -159,12 +159,9 @@ def depth_consistency_loss(
     sel = consistent_pairs(depth, tau, depth_scale, slope_scale, kernel_size, dilation)
     b = as_instance_maps("box_masks", box_masks).to(mask_logits.dtype)
     weights = sel.to(b.dtype) * (torch.ones_like(b) if outside else b)
-    if exclude is None and not extra_count:
-        return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation)
     if exclude is not None:
         weights = weights * (~exclude).to(weights.dtype)
-    logp = log_same_prob(mask_logits, kernel_size, dilation)
-    return -(logp * weights).sum() / (weights.sum() + extra_count).clamp_min(1.0)
+    return pairwise_affinity_loss(mask_logits, weights, kernel_size, dilation, extra_count)
 
 
 def depth_consistency_score(

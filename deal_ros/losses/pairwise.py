@@ -40,8 +40,10 @@ def pairwise_affinity_loss(
     pair_weights: torch.Tensor,
     kernel_size: int = 3,
     dilation: int = 2,
+    extra_count: torch.Tensor | float = 0.0,
 ) -> torch.Tensor:
-    """-(sum w log P(same)) / max(sum w, 1) for pair weights w (N or 1, K*K-1, H, W)."""
+    """-(sum w log P(same)) / max(sum w + extra_count, 1) for pair weights w (N or 1, K*K-1,
+    H, W); ``extra_count``: pairs another term counts, so that both share one mean."""
     logp = log_same_prob(mask_logits, kernel_size, dilation)
     w = pair_weights.to(logp.dtype)
-    return -(logp * w).sum() / w.sum().clamp_min(1.0)
+    return -(logp * w).sum() / (w.sum() + extra_count).clamp_min(1.0)
