@@ -78,6 +78,15 @@ TRUNKS: dict[str, tuple[list[str], dict[str, list[str] | None]]] = {
         {"+DG-MaskHead + L_depth": NO_DISTILL},
     ),
     "depth": ([], {"+depth": NO_DISTILL, "all (preset)": []}),
+    "depth-distill": (
+        [],
+        {
+            "+depth": NO_DISTILL,
+            "all (preset)": [],
+            "all (soft pseudo masks)": ["distill.pseudo=soft"],
+            "all (dice weight 1)": ["distill.dice_weight=1"],
+        },
+    ),
 }
 MAIN = ("boxinst", "depth")
 REFERENCE = "boxinst"
@@ -153,6 +162,13 @@ def _scores(model, val, cfg) -> dict:
     }
 
 
+def _typed(like: object, value: str) -> object:
+    """``value`` as the type of ``like`` (a distillation override's text)."""
+    if isinstance(like, bool):
+        return value.lower() in ("1", "true", "yes", "on")
+    return type(like)(value)
+
+
 def trunk(
     data: Path, seed: int, name: str, steps: int = STEPS, extra: list[str] = (), tag: str = ""
 ) -> list[dict]:
@@ -190,7 +206,8 @@ def trunk(
         else:
             for o in extra:
                 key, _, value = o.partition("=")
-                setattr(cfg.distill, key.split(".", 1)[1], value)
+                field = key.split(".", 1)[1]
+                setattr(cfg.distill, field, _typed(getattr(distill0, field), value))
             tr.start_distill = start
         tr.fit(start)
         scores = _scores(tr.model, val, cfg)

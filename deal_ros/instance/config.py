@@ -43,6 +43,7 @@ FITS = ("resize", "pad")
 DEPTH_TARGETS = ("image", "box", "inverse")
 DEPTH_NORMS = ("median", "none")
 MATCHES = ("depth", "iou")
+PSEUDO_MASKS = ("binary", "soft")
 
 
 @dataclass
@@ -151,6 +152,9 @@ class DistillConfig:
     dice_weight: float = 4.0
     candidates: int = 50  # teacher predictions per image considered for matching
     mask_threshold: float = 0.5  # teacher probabilities -> binary pseudo masks
+    # binary: the teacher's probabilities cut at mask_threshold (our reading; the paper does
+    # not say); soft: the probabilities themselves are the Dice targets (ours)
+    pseudo: str = "binary"
     match: str = "depth"  # depth: S_match (Eq. 9); iou: alpha = 1, beta = 0
 
 
@@ -266,6 +270,8 @@ class BoxTrainConfig:
             (d.alpha >= 0 and d.beta >= 0 and d.alpha + d.beta <= 1,
              "distill.alpha, distill.beta: need >= 0 with alpha + beta <= 1, got "
              f"{d.alpha}, {d.beta}"),
+            (d.pseudo in PSEUDO_MASKS,
+             f"distill.pseudo: expected one of {', '.join(PSEUDO_MASKS)}, got {d.pseudo!r}"),
             (d.match in MATCHES,
              f"distill.match: expected one of {', '.join(MATCHES)}, got {d.match!r}"),
             *engine_checks(self),

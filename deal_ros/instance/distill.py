@@ -9,8 +9,8 @@ one-to-one to the ground-truth boxes by the Hungarian algorithm on
 
 (``deal_ros.losses.depth_aware_match``; ``match="iou"`` uses alpha = 1, beta = 0: the
 ablation's "matching by IoU"). The matched teacher mask, binarised at ``mask_threshold``
-(our choice; the paper does not say whether pseudo masks are soft), is the pseudo mask of
-the box; its S_match is the box's reliability, compared with tau_m in the reliable dice loss.
+(``pseudo="binary"``; the paper does not say whether pseudo masks are soft) or kept as
+probabilities (``pseudo="soft"``, ours), is the pseudo mask of the box; its S_match is the box's reliability, compared with tau_m in the reliable dice loss.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def match_pseudo(
     depth_scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Match candidate masks (P,h,w) in [0,1] (boxes (P,4), scores (P,)) to ``gt_boxes`` (G,4)
-    on S_match over ``depth`` (h,w): (pseudo masks (G,h,w) in {0,1}, S_match (G,)); boxes
+    on S_match over ``depth`` (h,w): (pseudo masks (G,h,w), in {0,1} or with
+    ``cfg.pseudo == "soft"`` in [0,1], S_match (G,)); boxes
     left without a candidate get an empty mask and score 0."""
     g = gt_boxes.shape[0]
     pseudo = masks.new_zeros((g, *masks.shape[1:]))
@@ -56,7 +57,8 @@ def match_pseudo(
     )
     gi = torch.as_tensor(res.gt_index, device=masks.device)
     pi = torch.as_tensor(res.pred_index, device=masks.device)
-    pseudo[gi] = (masks[pi] > cfg.mask_threshold).to(pseudo.dtype)
+    matched = masks[pi]
+    pseudo[gi] = matched if cfg.pseudo == "soft" else (matched > cfg.mask_threshold).to(pseudo.dtype)
     score[gi] = torch.as_tensor(res.score, dtype=score.dtype, device=masks.device)
     return pseudo, score
 

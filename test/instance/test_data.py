@@ -196,6 +196,8 @@ def test_box_config_preset_overrides_and_errors():
         load_box_config("box", ["input.height=100"])
     with pytest.raises(ConfigError, match=r"distill\.match"):
         load_box_config("box", ["distill.match=area"])
+    with pytest.raises(ConfigError, match=r"distill\.pseudo"):
+        load_box_config("box", ["distill.pseudo=hard"])
 
 
 def test_loader_workers_default_to_what_the_machine_has():

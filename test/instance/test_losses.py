@@ -242,6 +242,17 @@ def test_depth_aware_matching_picks_the_depth_consistent_mask():
     assert p2[1].sum() == 0 and s2[1] == 0 and s2[0] > 0.8
 
 
+def test_soft_pseudo_masks_keep_the_teachers_probabilities():
+    gt, masks, boxes, depth = _figure2_scene()
+    probs = masks * 0.4 + 0.3  # an under-confident teacher: 0.7 on its mask, 0.3 off it
+    scores = torch.tensor([0.9, 0.9], dtype=torch.float64)
+    soft = DistillConfig(match="iou", pseudo="soft")
+    pseudo, _ = match_pseudo(gt, probs, boxes, scores, depth, soft)
+    assert torch.equal(pseudo[0], probs[0])
+    binary, _ = match_pseudo(gt, probs, boxes, scores, depth, DistillConfig(match="iou"))
+    assert torch.equal(binary[0], masks[0])  # cut at 0.5: the mask itself
+
+
 def _two_masks_in_boxes(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random mask logits (2, 1, 8, 10), their boxes (rows 2-5, columns 3-7) and a random Lab
     image, float64."""
