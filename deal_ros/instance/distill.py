@@ -10,7 +10,8 @@ one-to-one to the ground-truth boxes by the Hungarian algorithm on
 (``deal_ros.losses.depth_aware_match``; ``match="iou"`` uses alpha = 1, beta = 0: the
 ablation's "matching by IoU"). The matched teacher mask, binarised at ``mask_threshold``
 (``pseudo="binary"``; the paper does not say whether pseudo masks are soft) or kept as
-probabilities (``pseudo="soft"``, ours), is the pseudo mask of the box; its S_match is the box's reliability, compared with tau_m in the reliable dice loss.
+probabilities (``pseudo="soft"``, ours), is the pseudo mask of the box; its S_match is the
+box's reliability, compared with tau_m in the reliable dice loss.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def match_pseudo(
     gi = torch.as_tensor(res.gt_index, device=masks.device)
     pi = torch.as_tensor(res.pred_index, device=masks.device)
     matched = masks[pi]
-    pseudo[gi] = matched if cfg.pseudo == "soft" else (matched > cfg.mask_threshold).to(pseudo.dtype)
+    if cfg.pseudo != "soft":
+        matched = (matched > cfg.mask_threshold).to(pseudo.dtype)
+    pseudo[gi] = matched
     score[gi] = torch.as_tensor(res.score, dtype=score.dtype, device=masks.device)
     return pseudo, score
 
