@@ -61,6 +61,7 @@ class Children:
         self.logs_dir = Path(logs_dir)
         self.env = dict(os.environ if env is None else env)
         self.running: list[Child] = []
+        self.signalled: int | None = None  # set by the demo's signal handler
 
     def log_path(self, name: str) -> Path:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -85,10 +86,20 @@ class Children:
         return child
 
     def check(self) -> None:
-        """Raise :class:`ChildError` when a started child is no longer running."""
+        """Raise :class:`ChildError` when a started child is no longer running, and
+        ``KeyboardInterrupt`` once a signal arrived (see :meth:`check_signalled`)."""
+        self.check_signalled()
         for child in self.running:
             if not child.alive:
                 raise ChildError(child.failure("exited unexpectedly"))
+
+    def check_signalled(self) -> None:
+        """Raise ``KeyboardInterrupt`` when the demo was signalled. The handler raises it
+        too, but Python swallows an exception raised while it runs a weakref callback or a
+        ``__del__`` (it prints "Exception ignored in ...") and the demo would carry on: the
+        flag makes the next check raise it again."""
+        if self.signalled is not None:
+            raise KeyboardInterrupt
 
     def run(self, name: str, cmd: Sequence[str], echo: bool = False) -> Path:
         """Run ``cmd`` to completion; its output goes to ``logs/<name>.log`` and, with
@@ -113,6 +124,7 @@ class Children:
                 proc.wait()
             finally:
                 self.stop(child)
+        self.check_signalled()
         if proc.returncode != 0:
             raise ChildError(child.failure("failed"))
         return log

@@ -74,14 +74,17 @@ def _prepare_out(out: Path) -> None:
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
+def _terminate_as_interrupt(children: Children) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP end the demo like Ctrl-C (children stopped, one line).
 
     SIGINT is installed explicitly too: a process started with SIGINT ignored (a background
     job of a non-interactive shell, some supervisors) would otherwise never see Ctrl-C, run
-    every phase to the end and leave its children running when it is finally killed."""
+    every phase to the end and leave its children running when it is finally killed. The
+    signal is also recorded in ``children.signalled``, so an interrupt that Python swallowed
+    (raised inside a weakref callback) is raised again at the next check."""
 
     def handler(signum, _frame):
+        children.signalled = signum
         raise KeyboardInterrupt
 
     previous = {}
@@ -132,7 +135,7 @@ class DemoRun(DemoState):
         self.say(self._headline())
         started = time.monotonic()
         try:
-            with _terminate_as_interrupt():
+            with _terminate_as_interrupt(self.children):
                 for index, name in enumerate(PHASES):
                     self._phase(index, name, getattr(self, f"_{name}"))
         finally:
@@ -155,6 +158,7 @@ class DemoRun(DemoState):
         t0 = time.monotonic()
         try:
             detail = fn()
+            self.children.check_signalled()
         except KeyboardInterrupt:
             self.say(
                 f"{tag} interrupted after {time.monotonic() - t0:.1f} s: stopping the "
