@@ -116,6 +116,9 @@ class BoxLossConfig:
     outside_norm: str = "outside"  # L_out's normaliser: outside (mean outside) | box (its area)
     projection_inside: bool = False  # True: L_proj projects the mask inside the box only (ours)
     inside_projection_weight: float = 0.0  # > 0: + the in-box projection, BoxInst's kept (ours)
+    surround_weight: float = 0.0  # > 0: + L_surf, depth against the box's surround (ours)
+    surround_margin: float = 0.01  # L_surf: nearer than the surround by this fraction = object
+    surround_ring: float = 0.1  # L_surf: the ring's width, a fraction of the box's longer side
     depth_pairs: str = "all"  # L_cons pairs: all (the paper) | beyond_colour (those L_pair misses)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
@@ -255,6 +258,9 @@ class BoxTrainConfig:
              f"{lo.inside_projection_weight}"),
             (lo.projection_bce_weight >= 0,
              f"loss.projection_bce_weight must be >= 0 (0 = off), got {lo.projection_bce_weight}"),
+            (lo.surround_weight >= 0 and lo.surround_margin > 0 and lo.surround_ring > 0,
+             "loss.surround_weight must be >= 0 (0 = off), surround_margin and surround_ring "
+             f"> 0, got {lo.surround_weight}, {lo.surround_margin}, {lo.surround_ring}"),
             (lo.outside_weight >= 0,
              f"loss.outside_weight must be >= 0 (0 = off), got {lo.outside_weight}"),
             (lo.outside_norm in ("box", "outside"),

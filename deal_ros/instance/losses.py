@@ -6,6 +6,7 @@
       + w_bce L_proj_bce                          (ours: a projection that never saturates)
       + w_out L_out                      (ours: background outside the box, boxinst.py)
       + ramp(step - depth_consistency_start) w_cons L_cons              (Eq. 4)
+      + w_cons w_surf L_surf          (ours: depth against the box's surround, surround_depth.py)
       + w_depth L_depth                                                  (Eq. 2, DG-MaskHead)
       + gamma L_m_dice                                                   (Eq. 10, distillation)
 
@@ -20,6 +21,10 @@ computed on ``max_instances`` positive locations sampled at random (CondInst sam
 ``projection_inside`` (ours) projects each mask inside its box only for L_proj; with L_out it
 ends the L-shaped masks of issue 17 (``deal_ros.losses.boxinst``; off in the box preset, see
 bench/README.md).
+L_surf is a depth-consistency term too: it is weighted by ``depth_consistency_weight`` times
+``surround_weight``, so ``loss.depth_consistency_weight=0`` turns every depth term of the mask
+loss off (the BoxInst baseline), and it is not ramped (our choices: it has no trivial solution
+to fall into before the masks have formed).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from deal_ros.instance.targets import Targets
 from deal_ros.losses import reliable_dice_loss
 from deal_ros.losses.boxinst import boxinst_terms
 from deal_ros.losses.fcos import centerness_loss, giou_loss, sigmoid_focal_loss
+from deal_ros.losses.surround_depth import surround_loss
 
 
 @dataclass
@@ -84,9 +90,11 @@ def mask_losses(
     depth_target: tuple[torch.Tensor, torch.Tensor] | None,
     step: int,
     cfg: BoxLossConfig,
+    surround: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """BoxInst + depth terms for N instance masks (N,1,h,w) against their box masks (N,1,h,w),
-    L*a*b* (N,3,h,w), normalised depth (N,1,h,w) and the depth target (target, valid)."""
+    L*a*b* (N,3,h,w), normalised depth (N,1,h,w), the depth target (target, valid) and the
+    surround prior (prior, weight), each (N,1,h,w)."""
     zero = mask_logits.sum() * 0.0
     terms = boxinst_terms(
         mask_logits,
@@ -118,6 +126,10 @@ def mask_losses(
         target, valid = depth_target
         dloss = depth_loss(depth_pred, target, boxes * valid.to(boxes.dtype))
     total = terms["loss"] + cfg.depth_weight * dloss
+    surf = zero
+    if surround is not None and cfg.surround_weight > 0 and cfg.depth_consistency_weight > 0:
+        surf = surround_loss(mask_logits, *surround)
+        total = total + cfg.depth_consistency_weight * cfg.surround_weight * surf
     return {
         "proj": proj,
         "proj_bce": terms["projection_bce"],
@@ -125,6 +137,7 @@ def mask_losses(
         "pair": pair,
         "cons": cons,
         "depth": dloss,
+        "surf": surf,
         "mask_total": total,
     }
 

@@ -1,8 +1,9 @@
 """One training step's losses of the box method: the ``loss_fn`` of its engine ``Stage``.
 
     L = w_cls L_cls + w_box L_box + w_ctr L_ctr                      (FCOS, all locations)
-      + L_proj (+ L_proj_bce, L_out) + L_pair + L_cons + L_depth       (``losses.py``, sampled
-      + L_distill (from ``distill.start`` on: EMA teacher pseudo masks) positive locations)
+      + L_proj (+ L_proj_bce, L_out) + L_pair + L_cons (+ L_surf)     (``losses.py``, sampled
+      + L_depth                                                          positive locations)
+      + L_distill (from ``distill.start`` on: EMA teacher pseudo masks)
 
 The positive locations whose masks are scored are drawn (``loss.max_instances``) from the
 objective's own generator, seeded with ``seed``; its state rides in the checkpoint
@@ -31,8 +32,9 @@ from deal_ros.instance.mask_targets import (
     pooled_depth,
 )
 from deal_ros.instance.targets import fcos_targets
+from deal_ros.losses.surround_depth import surround_targets
 
-MASK_TERMS = ("proj", "proj_bce", "out", "pair", "cons", "depth", "distill")
+MASK_TERMS = ("proj", "proj_bce", "out", "pair", "cons", "surf", "depth", "distill")
 TERMS = ("cls", "box", "ctr", *MASK_TERMS)
 
 
@@ -87,8 +89,17 @@ class BoxObjective:
             d_target = None
             if d_inst is not None and dpred is not None:
                 d_target = self._depth_target(depth, d_inst, bm, sel)
+            surround = self._surround(batch, targets, sel)
             mt = mask_losses(
-                logits, dpred, bm, lab_image(images)[sel.image], d_inst, d_target, step, lc
+                logits,
+                dpred,
+                bm,
+                lab_image(images)[sel.image],
+                d_inst,
+                d_target,
+                step,
+                lc,
+                surround,
             )
             total = total + mt.pop("mask_total")
             mterms.update(mt)
@@ -97,6 +108,20 @@ class BoxObjective:
                 mterms["distill"] = dist
                 total = total + dist
         return {"loss": total, **terms, **mterms}
+
+    def _surround(self, batch, targets, sel) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """L_surf's prior and weight per sampled mask (computed once per ground-truth box)."""
+        lc = self.loss
+        if lc.surround_weight <= 0 or lc.depth_consistency_weight <= 0:
+            return None
+        if not bool(batch["has_depth"].any()):
+            return None
+        valid = batch["valid"] * batch["has_depth"].view(-1, 1, 1, 1).to(batch["valid"].dtype)
+        prior, weight = surround_targets(
+            batch["depth"], valid, targets.gt_boxes, targets.gt_image,
+            ring=lc.surround_ring, margin=lc.surround_margin,
+        )  # fmt: skip
+        return prior[sel.gt], weight[sel.gt]
 
     def _depth_target(self, depth, d_inst, bm, sel) -> tuple[torch.Tensor, torch.Tensor]:
         mode = self.cfg.loss.depth_target

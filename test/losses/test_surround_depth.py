@@ -1,0 +1,116 @@
+"""L_surf (``deal_ros.losses.surround_depth``): the box's surround plane, the prior, the loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deal_ros.instance.config import BoxLossConfig
+from deal_ros.instance.losses import mask_losses
+from deal_ros.losses.surround_depth import surround_loss, surround_prior, surround_targets
+
+H, W = 60, 80
+
+
+def _slanted_table(obj: torch.Tensor | None = None, rise: float = 0.08) -> torch.Tensor:
+    """Depth of a table receding upwards (1.0 m at the bottom, 1.6 m at the top, tilting
+    sideways too); ``obj`` (H,W bool) stands ``rise`` nearer than the table behind it."""
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64),
+                          torch.arange(W, dtype=torch.float64), indexing="ij")  # fmt: skip
+    depth = 1.6 - 0.01 * v + 0.002 * u
+    if obj is not None:
+        depth = torch.where(obj, depth - rise, depth)
+    return depth
+
+
+def _disc(cy: float, cx: float, r: float) -> torch.Tensor:
+    v, u = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    return (v - cy) ** 2 + (u - cx) ** 2 <= r * r
+
+
+def test_the_prior_finds_an_object_the_colour_of_a_slanted_table():
+    obj = _disc(30, 40, 10)  # fills ~79 % of its box
+    depth = _slanted_table(obj)
+    valid = torch.ones(H, W, dtype=torch.bool)
+    valid[30, 28:34] = False  # an IR-shadow hole on the object's edge
+    box = torch.tensor([30.0, 20.0, 51.0, 41.0])
+    q, w = surround_prior(depth, valid, box)
+    inside = torch.zeros(H, W, dtype=torch.bool)
+    inside[20:41, 30:51] = True
+    assert torch.equal(w > 0, inside & valid)  # scored: valid box pixels only
+    assert float(q[~inside].abs().sum()) == 0.0
+    assert torch.equal(q[w > 0] > 0.5, obj[w > 0])  # exact on every scored pixel
+    # a single depth threshold cannot do this on the slanted table: its far edge is nearer
+    # than the object's near edge is far
+    assert float(depth[obj].max()) > float(depth[inside & ~obj].min())
+
+
+def test_no_depth_step_no_ring_or_no_depth_means_no_weight():
+    valid = torch.ones(H, W, dtype=torch.bool)
+    box = torch.tensor([30.0, 20.0, 51.0, 41.0])
+    _, w = surround_prior(_slanted_table(), valid, box)  # the box holds table only
+    assert float(w.sum()) == 0.0
+    full = torch.zeros(H, W, dtype=torch.bool)
+    full[20:41, 30:51] = True  # the object fills its box: no depth step inside it
+    _, w = surround_prior(_slanted_table(full), valid, box)
+    assert float(w.sum()) == 0.0
+    ring_gone = valid.clone()
+    ring_gone[10:50, 20:60] = False
+    ring_gone[20:41, 30:51] = True
+    _, w = surround_prior(_slanted_table(_disc(30, 40, 10)), ring_gone, box)
+    assert float(w.sum()) == 0.0
+    q, w = surround_prior(torch.zeros(H, W, dtype=torch.float64), valid, box)
+    assert float(w.sum()) == 0.0 and float(q.sum()) == 0.0
+
+
+def test_the_fit_ignores_another_object_in_the_ring():
+    obj = _disc(30, 40, 10)
+    neighbour = torch.zeros(H, W, dtype=torch.bool)
+    neighbour[18:44, 51:56] = True  # a nearer object along the box's right side
+    depth = torch.where(neighbour, _slanted_table() - 0.3, _slanted_table(obj))
+    q, w = surround_prior(
+        depth, torch.ones(H, W, dtype=torch.bool), torch.tensor([30.0, 20.0, 51.0, 41.0])
+    )
+    scored = w > 0
+    agree = (q[scored] > 0.5) == obj[scored]
+    assert float(agree.double().mean()) > 0.97
+
+
+def test_targets_average_the_prior_over_mask_cells_and_index_images():
+    obj = _disc(30, 40, 10)
+    depth = torch.stack([_slanted_table(), _slanted_table(obj)])[:, None]
+    valid = torch.ones_like(depth, dtype=torch.bool)
+    boxes = torch.tensor([[30.0, 20.0, 51.0, 41.0], [30.0, 20.0, 51.0, 41.0]])
+    prior, weight = surround_targets(depth, valid, boxes, torch.tensor([1, 0]))
+    assert prior.shape == weight.shape == (2, 1, H // 4, W // 4)
+    q, w = surround_prior(depth[1, 0], valid[1, 0], boxes[0])
+    ref_w = F.avg_pool2d(w[None, None], 4, 4)[0, 0]
+    ref_q = F.avg_pool2d((q * w)[None, None], 4, 4)[0, 0] / ref_w.clamp_min(1e-12)
+    assert torch.allclose(weight[0, 0], ref_w) and torch.allclose(prior[0, 0], ref_q)
+    assert float(weight[1].sum()) == 0.0  # image 0 has no object in that box
+
+
+def test_surround_loss_is_the_weighted_bce_and_joins_the_mask_loss_under_cons():
+    g = torch.Generator().manual_seed(5)
+    n, h, w = 2, 6, 7
+    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
+    prior = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
+    weight = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
+    p = torch.sigmoid(logits)
+    bce = -(prior * p.log() + (1 - prior) * (1 - p).log())
+    ref = (weight * bce).sum() / weight.sum()
+    assert surround_loss(logits, prior, weight).item() == pytest.approx(ref.item(), rel=1e-10)
+    boxes = torch.ones(n, 1, h, w, dtype=torch.float64)
+    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64) * 50
+    depth = 1.0 + torch.rand(n, 1, h, w, generator=g, dtype=torch.float64) * 0.1
+    cfg = BoxLossConfig(depth_consistency_weight=0.5, surround_weight=2.0, depth_weight=0)
+    args = (logits, None, boxes, lab, depth, None, 10, cfg)
+    on = mask_losses(*args, (prior, weight))
+    off = mask_losses(*args)
+    assert on["surf"].item() == pytest.approx(ref.item(), rel=1e-10)
+    gap = on["mask_total"] - off["mask_total"]
+    assert gap.item() == pytest.approx(0.5 * 2.0 * ref.item(), rel=1e-10)
+    base = BoxLossConfig(depth_consistency_weight=0, surround_weight=2.0, depth_weight=0)
+    baseline = mask_losses(logits, None, boxes, lab, None, None, 10, base, (prior, weight))
+    assert baseline["surf"].item() == 0.0  # the issue's baseline keys turn L_surf off
