@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("--val", type=int, default=50, help="validation scenes of --make-data")
     o.add_argument("--data", help="comma-separated COCO folders (train.json, val.json, depth/)")
     o.add_argument("--trunks", help="comma-separated trunks (default: boxinst,depth; all: "
-                   "boxinst,cons-paper,cons,dg,dg-depth,depth)")  # fmt: skip
+                   "boxinst,cons-paper,cons,surf,surf-dg,dg,dg-depth,depth,"
+                   "depth-distill)")  # fmt: skip
     o.add_argument(
         "--recipe",
         action="store_true",

@@ -66,8 +66,21 @@ TRUNKS: dict[str, tuple[list[str], dict[str, list[str] | None]]] = {
         {"+L_cons (paper: S_d only)": NO_DISTILL},
     ),
     "cons": (
+        [*BASE, "loss.depth_consistency_weight=1", "loss.surround_weight=0"],
+        {"+L_cons (preset's, no L_surf)": NO_DISTILL},
+    ),
+    "surf": (
         [*BASE, "loss.depth_consistency_weight=1"],
-        {"+L_cons (preset)": NO_DISTILL},
+        {"+L_cons + L_surf (preset)": NO_DISTILL},
+    ),
+    "surf-dg": (
+        [
+            *BASE,
+            "loss.depth_consistency_weight=1",
+            "model.depth_guided=true",
+            "loss.depth_weight=0.1",
+        ],
+        {"+L_cons + L_surf + DG-MaskHead + L_depth": NO_DISTILL},
     ),
     "dg": (
         [*BASE, "model.depth_guided=true"],
@@ -77,12 +90,12 @@ TRUNKS: dict[str, tuple[list[str], dict[str, list[str] | None]]] = {
         [*BASE, "model.depth_guided=true", "loss.depth_weight=1"],
         {"+DG-MaskHead + L_depth": NO_DISTILL},
     ),
-    "depth": ([], {"+depth": NO_DISTILL, "all (preset)": []}),
+    "depth": ([], {"+depth (preset)": NO_DISTILL, "+depth +distill": []}),
     "depth-distill": (
         [],
         {
-            "+depth": NO_DISTILL,
-            "all (preset)": [],
+            "+depth (preset)": NO_DISTILL,
+            "+depth +distill": [],
             "all (soft pseudo masks)": ["distill.pseudo=soft"],
             "all (dice weight 1)": ["distill.dice_weight=1"],
         },

@@ -81,8 +81,9 @@ class CondInst(nn.Module):
             cfg.mask_channels, cfg.dynamic_channels, cfg.depth_guided, cfg.mask_stride
         )
         self.head = FCOSHead(
-            cfg.fpn_channels, num_classes, self.mask_head.layout, STRIDES, cfg.head_convs
-        )
+            cfg.fpn_channels, num_classes, self.mask_head.layout, STRIDES, cfg.head_convs,
+            controller_grad=cfg.controller_grad,
+        )  # fmt: skip
         self.mask_branch = MaskBranch(
             cfg.fpn_channels,
             cfg.mask_branch_channels,

@@ -64,6 +64,7 @@ class BoxModelConfig:
     dynamic_channels: int = 8
     mask_stride: int = 4  # 4: the branch fuses the stride-4 level; 8: CondInst + 2x upsampling
     depth_guided: bool = True  # DG-MaskHead (mask = sigmoid(M_m(F1) * sigmoid(M_d(F1))))
+    controller_grad: float = 1.0  # scale of the mask losses' gradient into the box tower (ours)
     sizes_of_interest: list[float] = field(default_factory=lambda: [64.0, 128.0])
     center_sample_radius: float = 1.5
     num_classes: int | None = None  # filled by the trainer
@@ -119,6 +120,7 @@ class BoxLossConfig:
     surround_weight: float = 0.0  # > 0: + L_surf, depth against the box's surround (ours)
     surround_margin: float = 0.01  # L_surf: nearer than the surround by this fraction = object
     surround_ring: float = 0.1  # L_surf: the ring's width, a fraction of the box's longer side
+    surround_background: float = 0.0  # L_surf: + this x L_out, background outside the box (ours)
     depth_pairs: str = "all"  # L_cons pairs: all (the paper) | beyond_colour (those L_pair misses)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off
@@ -241,6 +243,8 @@ class BoxTrainConfig:
              f"model.freeze_backbone: expected true, false or auto, got {m.freeze_backbone!r}"),
             (len(soi) == 2 and 0 < soi[0] < soi[1],
              f"model.sizes_of_interest: expected two increasing sizes (P3/P4, P4/P5), got {soi}"),
+            (m.controller_grad >= 0,
+             f"model.controller_grad must be >= 0 (1 = CondInst), got {m.controller_grad}"),
             (min(m.fpn_channels, m.mask_channels, m.dynamic_channels) >= 1 and m.head_convs >= 0,
              "model: channel counts must be >= 1 and head_convs >= 0"),
             (lo.pairwise_warmup >= 0 and lo.depth_consistency_start >= 0,
@@ -258,9 +262,12 @@ class BoxTrainConfig:
              f"{lo.inside_projection_weight}"),
             (lo.projection_bce_weight >= 0,
              f"loss.projection_bce_weight must be >= 0 (0 = off), got {lo.projection_bce_weight}"),
-            (lo.surround_weight >= 0 and lo.surround_margin > 0 and lo.surround_ring > 0,
-             "loss.surround_weight must be >= 0 (0 = off), surround_margin and surround_ring "
-             f"> 0, got {lo.surround_weight}, {lo.surround_margin}, {lo.surround_ring}"),
+            (lo.surround_weight >= 0 and lo.surround_margin > 0 and lo.surround_ring > 0
+             and lo.surround_background >= 0,
+             "loss.surround_weight and surround_background must be >= 0 (0 = off), "
+             "surround_margin and surround_ring > 0, got "
+             f"{lo.surround_weight}, {lo.surround_background}, {lo.surround_margin}, "
+             f"{lo.surround_ring}"),
             (lo.outside_weight >= 0,
              f"loss.outside_weight must be >= 0 (0 = off), got {lo.outside_weight}"),
             (lo.outside_norm in ("box", "outside"),

@@ -4,7 +4,13 @@ Two towers of ``num_convs`` x (3x3 conv + GroupNorm + ReLU) (FCOS: 4), then per 
 class logits (K, sigmoid one-vs-rest), box distances l, t, r, b in pixels
 (ReLU(scale_level * x) * stride, FCOS's ``norm_reg_targets``), centerness logit and the
 dynamic mask-head parameters (both on the box tower, as CondInst). Class logits start at
-the prior 0.01 (bias -log(99)), as FCOS.
+the prior 0.01 (bias -log(99)), as FCOS. The distance outputs start at one stride (bias 1,
+ours; FCOS: 0): with bias 0 about half of them start below zero, where the ReLU passes no
+gradient, and on a short run a seed whose box tower starts that way never recovers (GIoU
+0.64 for all of 150 steps, box AP 3.0 at seed 3 of the colour-overlap benchmark,
+bench/README.md). ``controller_grad`` scales the gradient the mask losses send into the box
+tower through the controller (1: CondInst; 0: the tower learns from the box losses only,
+the controller's conv still learns; ours); the forward pass is the same.
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ class FCOSHead(nn.Module):
         strides: tuple[int, ...] = (8, 16, 32),
         num_convs: int = 2,
         prior_prob: float = 0.01,
+        controller_grad: float = 1.0,
     ) -> None:
         super().__init__()
         self.strides = tuple(strides)
+        self.controller_grad = float(controller_grad)
         self.cls_tower = tower(channels, num_convs)
         self.box_tower = tower(channels, num_convs)
         self.cls_logits = nn.Conv2d(channels, num_classes, 3, padding=1)
@@ -57,6 +65,14 @@ class FCOSHead(nn.Module):
                 nn.init.normal_(m.weight, std=0.01)
                 nn.init.zeros_(m.bias)
         nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_prob) / prior_prob))
+        nn.init.constant_(self.bbox_pred.bias, 1.0)
+
+    def _to_controller(self, b: torch.Tensor) -> torch.Tensor:
+        """``b`` with its backward gradient scaled by ``controller_grad``."""
+        if self.controller_grad == 1.0:
+            return b
+        d = b.detach()
+        return d + self.controller_grad * (b - d) if self.controller_grad else d
 
     def forward(self, pyramid: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         out: dict[str, list[torch.Tensor]] = {"logits": [], "reg": [], "ctr": [], "params": []}
@@ -65,5 +81,5 @@ class FCOSHead(nn.Module):
             out["logits"].append(self.cls_logits(c))
             out["reg"].append(F.relu(self.scales[i] * self.bbox_pred(b)) * self.strides[i])
             out["ctr"].append(self.ctrness(b))
-            out["params"].append(self.controller(b))
+            out["params"].append(self.controller(self._to_controller(b)))
         return out

@@ -6,7 +6,8 @@
       + w_bce L_proj_bce                          (ours: a projection that never saturates)
       + w_out L_out                      (ours: background outside the box, boxinst.py)
       + ramp(step - depth_consistency_start) w_cons L_cons              (Eq. 4)
-      + w_cons w_surf L_surf          (ours: depth against the box's surround, surround_depth.py)
+      + w_cons w_surf (L_surf + w_bg L_out)   (ours: the mask against the depth of the box's
+                                           surround inside it, background outside it)
       + w_depth L_depth                                                  (Eq. 2, DG-MaskHead)
       + gamma L_m_dice                                                   (Eq. 10, distillation)
 
@@ -24,7 +25,12 @@ bench/README.md).
 L_surf is a depth-consistency term too: it is weighted by ``depth_consistency_weight`` times
 ``surround_weight``, so ``loss.depth_consistency_weight=0`` turns every depth term of the mask
 loss off (the BoxInst baseline), and it is not ramped (our choices: it has no trivial solution
-to fall into before the masks have formed).
+to fall into before the masks have formed). ``surround_background`` (w_bg) adds the background
+outside the box (``outside_box_loss``, mean over the outside pixels) as L_surf's other half:
+L_surf alone leaves a mask free to saturate to 1 everywhere (projection and L_pair then stay
+stuck; seed 2 of bench/README.md scored 25.5 mask AP against the baseline's 47.0), and L_out
+alone drives masks to background (its own note); together they are a unary target for every
+pixel (our choice).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import torch
 from deal_ros.instance.config import BoxLossConfig
 from deal_ros.instance.targets import Targets
 from deal_ros.losses import reliable_dice_loss
-from deal_ros.losses.boxinst import boxinst_terms
+from deal_ros.losses.boxinst import boxinst_terms, outside_box_loss
 from deal_ros.losses.fcos import centerness_loss, giou_loss, sigmoid_focal_loss
 from deal_ros.losses.surround_depth import surround_loss
 
@@ -129,6 +135,8 @@ def mask_losses(
     surf = zero
     if surround is not None and cfg.surround_weight > 0 and cfg.depth_consistency_weight > 0:
         surf = surround_loss(mask_logits, *surround)
+        if cfg.surround_background > 0:
+            surf = surf + cfg.surround_background * outside_box_loss(mask_logits, boxes, "outside")
         total = total + cfg.depth_consistency_weight * cfg.surround_weight * surf
     return {
         "proj": proj,

@@ -236,3 +236,42 @@ def test_onnx_export_matches_torch(tmp_path):
     np.testing.assert_array_equal(got[1][1], (cls + 1).numpy())
     np.testing.assert_allclose(got[4][1], prob[loc, cls].numpy(), atol=1e-6)
     np.testing.assert_allclose(torch.sigmoid(logits[:, 0]).numpy(), got[3][1], atol=1e-5)
+
+
+def test_box_distances_start_positive_so_every_output_has_a_gradient():
+    """bias 1 (ours): at initialisation every distance output is past the ReLU's kink, about
+    one stride, on any input; FCOS's bias 0 leaves about half of them dead."""
+    from deal_ros.instance.fcos_head import FCOSHead
+
+    torch.manual_seed(3)
+    head = FCOSHead(16, 2, DynamicLayout(10, 8, depth_guided=False), num_convs=2)
+    pyramid = [torch.randn(2, 16, s, s) * 3 for s in (12, 6, 3)]
+    with torch.no_grad():
+        out = head(pyramid)
+    for reg, stride in zip(out["reg"], head.strides):
+        assert bool((reg > 0).all())
+        assert float((reg / stride - 1).abs().max()) < 0.5
+    with torch.no_grad():
+        head.bbox_pred.bias.zero_()
+        dead = torch.cat([(r == 0).flatten() for r in head(pyramid)["reg"]]).float().mean()
+    assert 0.3 < float(dead) < 0.7
+
+
+def test_controller_grad_scales_what_the_mask_losses_send_into_the_box_tower():
+    from deal_ros.instance.fcos_head import FCOSHead
+
+    pyramid = [
+        torch.randn(1, 16, s, s, generator=torch.Generator().manual_seed(s)) for s in (8, 4, 2)
+    ]
+    grads, params = {}, {}
+    for scale in (1.0, 0.5, 0.0):
+        torch.manual_seed(0)
+        head = FCOSHead(16, 2, DynamicLayout(10, 8, depth_guided=False), controller_grad=scale)
+        out = head(pyramid)
+        params[scale] = torch.cat([p.flatten() for p in out["params"]]).detach()
+        sum(p.square().sum() for p in out["params"]).backward()  # a "mask loss"
+        grads[scale] = head.box_tower[0].weight.grad
+        assert head.controller.conv.weight.grad.abs().sum() > 0  # the controller still learns
+    assert torch.equal(params[1.0], params[0.0]) and torch.equal(params[1.0], params[0.5])
+    assert torch.allclose(grads[0.5], 0.5 * grads[1.0], rtol=1e-5, atol=1e-8)
+    assert grads[0.0] is None or float(grads[0.0].abs().sum()) == 0.0

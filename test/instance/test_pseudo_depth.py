@@ -101,6 +101,8 @@ def test_deal_train_box_with_pseudo_depth_end_to_end(rgb_only, tmp_path):
         "train.log_every=1",
         "loss.pairwise_warmup=1",
         "loss.depth_consistency_start=0",
+        "model.depth_guided=true",  # the paper's DG-MaskHead and distillation (off in the
+        "distill.enabled=true",  # preset) run on the pseudo depth too
         "distill.start=3",
         "distill.candidates=8",
         "overlays=0",
@@ -115,7 +117,7 @@ def test_deal_train_box_with_pseudo_depth_end_to_end(rgb_only, tmp_path):
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     # the depth terms ran on the model's depth (they are 0 without depth)
-    assert all(r["cons"] > 0 and r["depth"] > 0 for r in rows)
+    assert all(r["cons"] > 0 and r["surf"] > 0 and r["depth"] > 0 for r in rows)
     assert rows[-1]["distill"] >= 0
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):

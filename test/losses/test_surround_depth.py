@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from deal_ros.instance.config import BoxLossConfig
 from deal_ros.instance.losses import mask_losses
+from deal_ros.losses.boxinst import outside_box_loss
 from deal_ros.losses.surround_depth import surround_loss, surround_prior, surround_targets
 
 H, W = 60, 80
@@ -114,3 +115,24 @@ def test_surround_loss_is_the_weighted_bce_and_joins_the_mask_loss_under_cons():
     base = BoxLossConfig(depth_consistency_weight=0, surround_weight=2.0, depth_weight=0)
     baseline = mask_losses(logits, None, boxes, lab, None, None, 10, base, (prior, weight))
     assert baseline["surf"].item() == 0.0  # the baseline keys turn L_surf off
+
+
+def test_surround_background_adds_the_outside_background_to_l_surf_only():
+    g = torch.Generator().manual_seed(7)
+    n, h, w = 2, 6, 7
+    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
+    prior = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
+    weight = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
+    boxes = torch.zeros(n, 1, h, w, dtype=torch.float64)
+    boxes[:, :, 1:4, 2:5] = 1
+    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64) * 50
+    cfg = BoxLossConfig(surround_weight=1.5, surround_background=0.5, depth_weight=0)
+    out = mask_losses(logits, None, boxes, lab, None, None, 10, cfg, (prior, weight))
+    ref = surround_loss(logits, prior, weight) + 0.5 * outside_box_loss(logits, boxes, "outside")
+    assert out["surf"].item() == pytest.approx(ref.item(), rel=1e-10)
+    assert out["out"].item() == 0.0  # loss.outside_weight, the box term, stays off
+    off = BoxLossConfig(surround_weight=0, surround_background=0.5, depth_weight=0)
+    assert (
+        mask_losses(logits, None, boxes, lab, None, None, 10, off, (prior, weight))["surf"].item()
+        == 0.0
+    )
