@@ -42,7 +42,6 @@ class Dense:
     level: torch.Tensor  # (L,) 0..2
     mask_feats: torch.Tensor  # (B, C, H/s, W/s)
     image_size: tuple[int, int]
-    params_detached: torch.Tensor | None = None  # (B, L, P): the controller on a detached tower
 
 
 @dataclass
@@ -110,9 +109,7 @@ class CondInst(nn.Module):
         return self
 
     # ------------------------------------------------------------------ dense
-    def forward(self, images: torch.Tensor, detached_params: bool = False) -> Dense:
-        """Dense outputs; ``detached_params`` adds the controller's output on the box tower
-        with its gradient stopped (training: a mask term that must not train the tower)."""
+    def forward(self, images: torch.Tensor) -> Dense:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"CondInst: expected images (B,3,H,W), got {tuple(images.shape)}")
         x = self.norm(images)
@@ -122,7 +119,7 @@ class CondInst(nn.Module):
         else:
             feats = self.backbone(x)
         pyramid = self.fpn(feats)
-        head = self.head(pyramid, detached_params)
+        head = self.head(pyramid)
         locs, levels = [], []
         for i, (p, s) in enumerate(zip(pyramid, STRIDES)):
             g = grid_locations(p.shape[2], p.shape[3], s, images.device, images.dtype)
@@ -137,20 +134,13 @@ class CondInst(nn.Module):
             level=torch.cat(levels),
             mask_feats=self.mask_branch(pyramid, feats.get("c2")),
             image_size=(int(images.shape[2]), int(images.shape[3])),
-            params_detached=_flat(head["params_detached"]) if detached_params else None,
         )
 
     def masks(
-        self,
-        dense: Dense,
-        loc_index: torch.Tensor,
-        image_index: torch.Tensor,
-        detached: bool = False,
+        self, dense: Dense, loc_index: torch.Tensor, image_index: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Mask logits (N,1,H/4,W/4) (and DG depth) of the instances at flat locations;
-        ``detached``: from ``dense.params_detached`` (no gradient into the box tower)."""
-        source = dense.params_detached if detached else dense.params
-        params = source[image_index, loc_index]
+        """Mask logits (N,1,H/4,W/4) (and DG depth) of the instances at flat locations."""
+        params = dense.params[image_index, loc_index]
         logits, depth = self.mask_head(
             dense.mask_feats,
             params,

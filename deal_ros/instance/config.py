@@ -121,7 +121,6 @@ class BoxLossConfig:
     surround_margin: float = 0.01  # L_surf: nearer than the surround by this fraction = object
     surround_ring: float = 0.1  # L_surf: the ring's width, a fraction of the box's longer side
     surround_background: float = 0.0  # L_surf: + this x L_out, background outside the box (ours)
-    surround_trains_tower: bool = True  # False: L_surf's gradient stops at the box tower (ours)
     depth_pairs: str = "all"  # L_cons pairs: all (the paper) | beyond_colour (those L_pair misses)
     depth_norm: str = "median"  # median: depth / per-image median (unit-free); none
     depth_weight: float = 1.0  # L_depth of the DG-MaskHead; 0 = off

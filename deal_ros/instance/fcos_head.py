@@ -74,17 +74,12 @@ class FCOSHead(nn.Module):
         d = b.detach()
         return d + self.controller_grad * (b - d) if self.controller_grad else d
 
-    def forward(
-        self, pyramid: list[torch.Tensor], detached_params: bool = False
-    ) -> dict[str, list[torch.Tensor]]:
-        keys = ("logits", "reg", "ctr", "params", "params_detached")
-        out: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    def forward(self, pyramid: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        out: dict[str, list[torch.Tensor]] = {"logits": [], "reg": [], "ctr": [], "params": []}
         for i, p in enumerate(pyramid):
             c, b = self.cls_tower(p), self.box_tower(p)
             out["logits"].append(self.cls_logits(c))
             out["reg"].append(F.relu(self.scales[i] * self.bbox_pred(b)) * self.strides[i])
             out["ctr"].append(self.ctrness(b))
             out["params"].append(self.controller(self._to_controller(b)))
-            if detached_params:
-                out["params_detached"].append(self.controller(b.detach()))
         return out

@@ -97,12 +97,10 @@ def mask_losses(
     step: int,
     cfg: BoxLossConfig,
     surround: tuple[torch.Tensor, torch.Tensor] | None = None,
-    surround_logits: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """BoxInst + depth terms for N instance masks (N,1,h,w) against their box masks (N,1,h,w),
     L*a*b* (N,3,h,w), normalised depth (N,1,h,w), the depth target (target, valid) and the
-    surround prior (prior, weight), each (N,1,h,w); L_surf scores ``surround_logits`` when
-    given (the same masks through a detached box tower, ``loss.surround_trains_tower``)."""
+    surround prior (prior, weight), each (N,1,h,w)."""
     zero = mask_logits.sum() * 0.0
     terms = boxinst_terms(
         mask_logits,
@@ -136,10 +134,9 @@ def mask_losses(
     total = terms["loss"] + cfg.depth_weight * dloss
     surf = zero
     if surround is not None and cfg.surround_weight > 0 and cfg.depth_consistency_weight > 0:
-        x = mask_logits if surround_logits is None else surround_logits
-        surf = surround_loss(x, *surround)
+        surf = surround_loss(mask_logits, *surround)
         if cfg.surround_background > 0:
-            surf = surf + cfg.surround_background * outside_box_loss(x, boxes, "outside")
+            surf = surf + cfg.surround_background * outside_box_loss(mask_logits, boxes, "outside")
         total = total + cfg.depth_consistency_weight * cfg.surround_weight * surf
     return {
         "proj": proj,

@@ -66,8 +66,7 @@ class BoxObjective:
         cfg, lc = self.cfg, self.loss
         images = batch["image"]
         boxes = [b.to(images.device) for b in batch["boxes"]]
-        detach = self._surround_on(batch) and not lc.surround_trains_tower
-        dense = model(images, detached_params=detach)  # through DDP's forward under torchrun
+        dense = model(images)  # through DDP's forward under torchrun
         net = unwrap(model)
         targets = fcos_targets(
             dense.locations, dense.level, boxes, STRIDES, cfg.model.sizes_of_interest,
@@ -91,11 +90,17 @@ class BoxObjective:
             if d_inst is not None and dpred is not None:
                 d_target = self._depth_target(depth, d_inst, bm, sel)
             surround = self._surround(batch, targets, sel)
-            surround_logits = net.masks(dense, sel.loc, sel.image, True)[0] if detach else None
             mt = mask_losses(
-                logits, dpred, bm, lab_image(images)[sel.image], d_inst, d_target, step, lc,
-                surround, surround_logits,
-            )  # fmt: skip
+                logits,
+                dpred,
+                bm,
+                lab_image(images)[sel.image],
+                d_inst,
+                d_target,
+                step,
+                lc,
+                surround,
+            )
             total = total + mt.pop("mask_total")
             mterms.update(mt)
             if self.teacher is not None:
@@ -104,15 +109,12 @@ class BoxObjective:
                 total = total + dist
         return {"loss": total, **terms, **mterms}
 
-    def _surround_on(self, batch) -> bool:
-        lc = self.loss
-        on = lc.surround_weight > 0 and lc.depth_consistency_weight > 0
-        return on and bool(batch["has_depth"].any())
-
     def _surround(self, batch, targets, sel) -> tuple[torch.Tensor, torch.Tensor] | None:
         """L_surf's prior and weight per sampled mask (computed once per ground-truth box)."""
         lc = self.loss
-        if not self._surround_on(batch):
+        if lc.surround_weight <= 0 or lc.depth_consistency_weight <= 0:
+            return None
+        if not bool(batch["has_depth"].any()):
             return None
         valid = batch["valid"] * batch["has_depth"].view(-1, 1, 1, 1).to(batch["valid"].dtype)
         prior, weight = surround_targets(
