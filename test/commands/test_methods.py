@@ -24,7 +24,7 @@ CAM = ["data=scene:n=8,seed=0,size=48x64", "input.height=48", "input.width=64",
        "model.pretrained=none", "train.batch_size=2", "train.num_workers=0", "cache=true",
        "threads=1", "report=false", "train.max_steps=6"]  # fmt: skip
 BOX = [*BOX_TINY, "data=scene:n=4,seed=0,size=64x96", "train.batch_size=2", "overlays=0",
-       "train.max_steps=6", "distill.start=1", "distill.candidates=8",
+       "train.max_steps=6", "distill.enabled=true", "distill.start=1", "distill.candidates=8",
        "loss.pairwise_warmup=1"]  # fmt: skip
 
 

@@ -157,6 +157,8 @@ def test_coco_run_folder_resume_and_eval(tmp_path, capsys):
         "train.batch_size=2",
         "train.log_every=1",
         "overlays=2",
+        "distill.enabled=true",  # off in the preset
+        "distill.tau=0",  # every pseudo mask counts: the distillation loss is > 0
         "distill.start=2",
         "distill.candidates=8",
         *SMALL,
@@ -178,7 +180,7 @@ def test_coco_run_folder_resume_and_eval(tmp_path, capsys):
         assert (run_dir / name).is_file(), name
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in lines] == [1, 2, 3]
-    assert json.loads(lines[-1])["distill"] >= 0  # the teacher took over at step 2
+    assert json.loads(lines[-1])["distill"] > 0  # the teacher took over at step 2
     assert set(result.eval["segm"]) >= {"AP", "AP50", "AP75"} and result.eval["instances"] == 4
     # resume: the saved config + new overrides, training continues at step 3
     cfg2 = resolve_config(None, [f"resume={run_dir}", "train.max_steps=4"])
