@@ -136,3 +136,21 @@ def test_surround_background_adds_the_outside_background_to_l_surf_only():
         mask_losses(logits, None, boxes, lab, None, None, 10, off, (prior, weight))["surf"].item()
         == 0.0
     )
+
+
+def test_the_box_preset_trains_l_surf_and_the_baseline_keys_turn_it_off():
+    from deal_ros.instance.config import load_box_config
+
+    lo = load_box_config("box", []).loss
+    assert lo.surround_weight > 0 and lo.surround_background > 0 and lo.depth_consistency_weight > 0
+    keys = ["loss.depth_consistency_weight=0", "loss.depth_weight=0", "model.depth_guided=false"]
+    base = load_box_config("box", [*keys, "distill.enabled=false"])
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 1, 6, 7, generator=g)
+    boxes = torch.ones(2, 1, 6, 7)
+    lab = torch.rand(2, 3, 6, 7, generator=g) * 50
+    prior, weight = torch.rand(2, 1, 6, 7, generator=g), torch.ones(2, 1, 6, 7)
+    out = mask_losses(logits, None, boxes, lab, None, None, 10, base.loss, (prior, weight))
+    assert out["surf"].item() == 0.0
+    with pytest.raises(Exception, match="surround_weight"):
+        load_box_config("box", ["loss.surround_weight=-1"])
