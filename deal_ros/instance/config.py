@@ -127,6 +127,11 @@ class BoxLossConfig:
     depth_target: str = "inverse"  # nearness: inverse | image | box (see mask_targets)
     max_instances: int = 64  # positive locations sampled per batch for the mask losses
 
+    @property
+    def surround_on(self) -> bool:
+        """L_surf is trained: its own weight and the depth-consistency weight are both > 0."""
+        return self.surround_weight > 0 and self.depth_consistency_weight > 0
+
 
 def steps_of(value: float, total: int) -> int:
     """A schedule point: ``value`` < 1 is a fraction of ``total`` steps, else a step count."""

@@ -133,7 +133,7 @@ def mask_losses(
         dloss = depth_loss(depth_pred, target, boxes * valid.to(boxes.dtype))
     total = terms["loss"] + cfg.depth_weight * dloss
     surf = zero
-    if surround is not None and cfg.surround_weight > 0 and cfg.depth_consistency_weight > 0:
+    if surround is not None and cfg.surround_on:
         surf = surround_loss(mask_logits, *surround)
         if cfg.surround_background > 0:
             surf = surf + cfg.surround_background * outside_box_loss(mask_logits, boxes, "outside")

@@ -112,13 +112,10 @@ class BoxObjective:
     def _surround(self, batch, targets, sel) -> tuple[torch.Tensor, torch.Tensor] | None:
         """L_surf's prior and weight per sampled mask (computed once per ground-truth box)."""
         lc = self.loss
-        if lc.surround_weight <= 0 or lc.depth_consistency_weight <= 0:
+        if not lc.surround_on or not bool(batch["has_depth"].any()):
             return None
-        if not bool(batch["has_depth"].any()):
-            return None
-        valid = batch["valid"] * batch["has_depth"].view(-1, 1, 1, 1).to(batch["valid"].dtype)
-        prior, weight = surround_targets(
-            batch["depth"], valid, targets.gt_boxes, targets.gt_image,
+        prior, weight = surround_targets(  # samples without depth have no valid pixel
+            batch["depth"], batch["valid"], targets.gt_boxes, targets.gt_image,
             ring=lc.surround_ring, margin=lc.surround_margin,
         )  # fmt: skip
         return prior[sel.gt], weight[sel.gt]

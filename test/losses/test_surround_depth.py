@@ -92,18 +92,25 @@ def test_targets_average_the_prior_over_mask_cells_and_index_images():
     assert float(weight[1].sum()) == 0.0  # image 0 has no object in that box
 
 
+def _mask_terms(seed: int, n: int = 2, h: int = 6, w: int = 7):
+    """Random float64 mask logits, prior, weight and L*a*b* (N,C,h,w), and the generator."""
+    g = torch.Generator().manual_seed(seed)
+    logits, prior, weight = (
+        f(n, 1, h, w, generator=g, dtype=torch.float64)
+        for f in (torch.randn, torch.rand, torch.rand)
+    )
+    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64) * 50
+    return g, logits, prior, weight, lab
+
+
 def test_surround_loss_is_the_weighted_bce_and_joins_the_mask_loss_under_cons():
-    g = torch.Generator().manual_seed(5)
-    n, h, w = 2, 6, 7
-    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
-    prior = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
-    weight = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
+    g, logits, prior, weight, lab = _mask_terms(5)
+    n, h, w = logits.shape[0], logits.shape[2], logits.shape[3]
     p = torch.sigmoid(logits)
     bce = -(prior * p.log() + (1 - prior) * (1 - p).log())
     ref = (weight * bce).sum() / weight.sum()
     assert surround_loss(logits, prior, weight).item() == pytest.approx(ref.item(), rel=1e-10)
     boxes = torch.ones(n, 1, h, w, dtype=torch.float64)
-    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64) * 50
     depth = 1.0 + torch.rand(n, 1, h, w, generator=g, dtype=torch.float64) * 0.1
     cfg = BoxLossConfig(depth_consistency_weight=0.5, surround_weight=2.0, depth_weight=0)
     args = (logits, None, boxes, lab, depth, None, 10, cfg)
@@ -118,14 +125,9 @@ def test_surround_loss_is_the_weighted_bce_and_joins_the_mask_loss_under_cons():
 
 
 def test_surround_background_adds_the_outside_background_to_l_surf_only():
-    g = torch.Generator().manual_seed(7)
-    n, h, w = 2, 6, 7
-    logits = torch.randn(n, 1, h, w, generator=g, dtype=torch.float64)
-    prior = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
-    weight = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64)
-    boxes = torch.zeros(n, 1, h, w, dtype=torch.float64)
+    _, logits, prior, weight, lab = _mask_terms(7)
+    boxes = torch.zeros_like(logits)
     boxes[:, :, 1:4, 2:5] = 1
-    lab = torch.rand(n, 3, h, w, generator=g, dtype=torch.float64) * 50
     cfg = BoxLossConfig(surround_weight=1.5, surround_background=0.5, depth_weight=0)
     out = mask_losses(logits, None, boxes, lab, None, None, 10, cfg, (prior, weight))
     ref = surround_loss(logits, prior, weight) + 0.5 * outside_box_loss(logits, boxes, "outside")
