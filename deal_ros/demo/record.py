@@ -104,7 +104,7 @@ def _episode(
             return bool(ended_at) and time.monotonic() - ended_at[0] > LATE_FRAMES_S
 
         client.wait(done, timeout, f"{s.frames} frames of episode '{episode_id}'")
-    reply = recorder.stop()
+    reply = recorder.stop(episode_id)
     camera.show("")
     seconds = time.monotonic() - t0
     meta = Episode(Path(reply.path)).meta
