@@ -98,6 +98,7 @@ class Recorder:
         self.start_cli = self.node.create_client(StartEpisode, f"/{self.name}/start_episode")
         self.stop_cli = self.node.create_client(StopEpisode, f"/{self.name}/stop_episode")
         self._closed = False
+        self._called: set = set()
 
     def output(self) -> str:
         if not self._log_file.closed:
@@ -106,6 +107,11 @@ class Recorder:
 
     def call(self, client, request, timeout: float = 30.0):
         assert client.wait_for_service(timeout_sec=30), self.output()
+        if client not in self._called:
+            # the service is ready for us before the recorder has matched our reply reader;
+            # Fast DDS drops a reply it cannot send within 100 ms (deal_ros.demo.client)
+            spin_until(self.executor, lambda: False, 0.5)
+            self._called.add(client)
         future = client.call_async(request)
         assert spin_until(self.executor, future.done, timeout), "service call timed out"
         return future.result()
