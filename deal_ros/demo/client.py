@@ -74,7 +74,8 @@ class DemoClient:
         """The reply to ``request``. When none came within ``resend_s`` (a lost reply, see the
         module docstring), ``landed()`` may return a reply built from the server's status (the
         lost request took effect); if it returns None the request is sent again. Every request
-        sent stays awaited: the first reply to any of them is the answer."""
+        sent stays awaited: the first reply to any of them is the answer, unless it refuses a
+        resent request (``success`` false) that ``landed()`` shows took effect before."""
         self.wait(client.service_is_ready, timeout, f"service {client.srv_name}")
         deadline = time.monotonic() + timeout
         futures: list[Any] = []
@@ -82,7 +83,10 @@ class DemoClient:
             futures.append(client.call_async(request))
             window = min(resend_s, max(deadline - time.monotonic(), 0.0))
             if self.wait_until(lambda: any(f.done() for f in futures), window):
-                return _result(next(f for f in futures if f.done()), what)
+                reply = _result(next(f for f in futures if f.done()), what)
+                if len(futures) > 1 and landed is not None and not getattr(reply, "success", True):
+                    reply = landed() or reply  # refused because the lost request took effect
+                return reply
             reply = landed() if landed is not None else None
             if reply is not None:
                 return reply
@@ -242,8 +246,6 @@ class RecorderControl:
         reply = self.client.call(
             self.start_cli, request, what, landed=lambda: self.started(labels, name)
         )
-        if not reply.success:  # a resent request is refused when the lost one took effect
-            reply = self.started(labels, name) or reply
         if not reply.success:
             raise DealError(f"{what} refused: {reply.message}")
         return reply.episode_id
@@ -256,8 +258,6 @@ class RecorderControl:
         reply = self.client.call(
             self.stop_cli, StopEpisode.Request(), what, landed=lambda: self.stopped(episode_id)
         )
-        if not reply.success:
-            reply = self.stopped(episode_id) or reply
         if not reply.success:
             raise DealError(f"{what} failed: {reply.message}")
         return reply

@@ -23,16 +23,16 @@ class _LostReplyError(Exception):
 
 class LossyServer:
     """``/lossy/stop_episode`` (deal_ros/srv/StopEpisode) in a context and thread of its own;
-    the first ``lose`` requests get no reply."""
+    the first ``lose`` requests get no reply, the others success unless ``refuse``."""
 
-    def __init__(self, lose: int) -> None:
+    def __init__(self, lose: int, refuse: bool = False) -> None:
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
 
         from deal_ros.srv import StopEpisode
 
-        self.lose, self.received = lose, 0
+        self.lose, self.refuse, self.received = lose, refuse, 0
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("lossy", context=self.context)
@@ -47,7 +47,7 @@ class LossyServer:
         self.received += 1
         if self.received <= self.lose:
             raise _LostReplyError
-        response.success, response.episode_id = True, f"reply-{self.received}"
+        response.success, response.episode_id = not self.refuse, f"reply-{self.received}"
         return response
 
     def _spin(self) -> None:
@@ -72,51 +72,75 @@ def demo_client(tmp_path):
     client.close()
 
 
+@pytest.fixture
+def lossy():
+    """``lossy(lose)`` starts a :class:`LossyServer`; all are closed after the test."""
+    servers: list[LossyServer] = []
+
+    def start(lose: int, refuse: bool = False) -> LossyServer:
+        servers.append(LossyServer(lose, refuse))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
 def _stop_client(demo_client):
     from deal_ros.srv import StopEpisode
 
     return demo_client.node.create_client(StopEpisode, "/lossy/stop_episode"), StopEpisode
 
 
-def test_a_lost_reply_is_asked_for_again(demo_client):
-    server = LossyServer(lose=1)
-    try:
-        cli, srv = _stop_client(demo_client)
-        reply = demo_client.call(cli, srv.Request(), "lossy/stop_episode", 30.0, resend_s=0.5)
-        assert (reply.success, reply.episode_id, server.received) == (True, "reply-2", 2)
-    finally:
-        server.close()
+def test_a_lost_reply_is_asked_for_again(demo_client, lossy):
+    server = lossy(1)
+    cli, srv = _stop_client(demo_client)
+    reply = demo_client.call(cli, srv.Request(), "lossy/stop_episode", 30.0, resend_s=0.5)
+    assert (reply.success, reply.episode_id, server.received) == (True, "reply-2", 2)
 
 
-def test_a_request_that_landed_is_not_sent_again(demo_client):
-    server = LossyServer(lose=1)
-    try:
-        cli, srv = _stop_client(demo_client)
-        landed = srv.Response(success=True, episode_id="from-status")
-        reply = demo_client.call(
-            cli,
-            srv.Request(),
-            "lossy/stop_episode",
-            30.0,
-            resend_s=0.5,
-            landed=lambda: landed if server.received else None,
-        )
-        assert reply.episode_id == "from-status"
-        demo_client.spin_for(0.5)
-        assert server.received == 1
-    finally:
-        server.close()
+def test_a_request_that_landed_is_not_sent_again(demo_client, lossy):
+    server = lossy(1)
+    cli, srv = _stop_client(demo_client)
+    landed = srv.Response(success=True, episode_id="from-status")
+    reply = demo_client.call(
+        cli,
+        srv.Request(),
+        "lossy/stop_episode",
+        30.0,
+        resend_s=0.5,
+        landed=lambda: landed if server.received else None,
+    )
+    assert reply.episode_id == "from-status"
+    demo_client.spin_for(0.5)
+    assert server.received == 1
 
 
-def test_no_reply_at_all_is_one_line_naming_the_requests(demo_client):
-    server = LossyServer(lose=100)
-    try:
-        cli, srv = _stop_client(demo_client)
-        with pytest.raises(DealError, match=r"reply of lossy/stop_episode \(\d+ requests sent\)"):
-            demo_client.call(cli, srv.Request(), "lossy/stop_episode", 1.5, resend_s=0.5)
-        assert server.received >= 3
-    finally:
-        server.close()
+def test_a_resent_request_refused_because_the_lost_one_landed_is_read_from_landed(
+    demo_client, lossy
+):
+    server = lossy(1, refuse=True)  # e.g. "not recording": the lost stop had stopped it
+    cli, srv = _stop_client(demo_client)
+    landed = srv.Response(success=True, episode_id="from-status")
+    reply = demo_client.call(
+        cli,
+        srv.Request(),
+        "lossy/stop_episode",
+        30.0,
+        resend_s=0.5,
+        landed=lambda: landed if server.received >= 2 else None,
+    )
+    assert (reply.episode_id, server.received) == ("from-status", 2)
+    no_landed = demo_client.call(cli, srv.Request(), "lossy/stop_episode", 30.0, resend_s=0.5)
+    assert (no_landed.success, no_landed.episode_id) == (False, "reply-3")  # a refusal stays one
+
+
+def test_no_reply_at_all_is_one_line_naming_the_requests(demo_client, lossy):
+    server = lossy(100)
+    cli, srv = _stop_client(demo_client)
+    with pytest.raises(DealError, match=r"reply of lossy/stop_episode \(\d+ requests sent\)"):
+        demo_client.call(cli, srv.Request(), "lossy/stop_episode", 1.5, resend_s=0.5)
+    assert server.received >= 3
 
 
 def _status(state: str, episode_id: str = "", labels=(), frames: int = 0, path: str = ""):
